@@ -1,0 +1,300 @@
+//! ctl's flags and subcommands, in kubectl's habits.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(name = "ctl", version, about = "Drive a Bosun cluster", propagate_version = true)]
+pub struct Cli {
+    /// Masters to talk to, tried in order (host:port, comma-separated).
+    /// Defaults to $BOSUN_SERVER, then 127.0.0.1:7420.
+    #[arg(
+        long,
+        global = true,
+        env = "BOSUN_SERVER",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:7420"
+    )]
+    pub server: Vec<String>,
+
+    /// Namespace for namespaced objects (default: "default").
+    #[arg(short = 'n', long, global = true)]
+    pub namespace: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create objects from manifests.
+    Create(FileArgs),
+    /// Create objects, or update them to match the manifests.
+    Apply(FileArgs),
+    /// List objects or show one.
+    Get(GetArgs),
+    /// Show an object in detail.
+    Describe(DescribeArgs),
+    /// Delete objects by name or from manifests.
+    Delete(DeleteArgs),
+    /// Mark a node unschedulable: no new pods go there.
+    Cordon { node: String },
+    /// Mark a node schedulable again.
+    Uncordon { node: String },
+    /// Cordon a node, then delete its pods with their grace periods.
+    Drain(DrainArgs),
+    /// Print a container's logs.
+    Logs(LogsArgs),
+    /// Run a command in a container.
+    Exec(ExecArgs),
+    /// Set the number of replicas of deployments or replicasets.
+    Scale(ScaleArgs),
+    /// Change one field of objects: `set image`.
+    Set {
+        #[command(subcommand)]
+        command: SetCommand,
+    },
+    /// Follow, undo, pause, resume or restart a deployment's rollout.
+    Rollout {
+        #[command(subcommand)]
+        command: RolloutCommand,
+    },
+    /// The masters' Raft group.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct FileArgs {
+    /// A manifest file, a directory of them, or - for stdin. Repeatable.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Wide,
+    Yaml,
+    Json,
+    Name,
+}
+
+#[derive(Args, Debug)]
+pub struct GetArgs {
+    /// Kind (pods, deploy, svc...), several comma-separated, or KIND/NAME.
+    pub kind: String,
+    /// Names of objects to show; all when omitted.
+    pub names: Vec<String>,
+    /// List across all namespaces.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// Label selector: app=web,tier!=db,env in (a,b),!legacy
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// Field selector: spec.nodeName=node-1,status.phase!=Running
+    #[arg(long)]
+    pub field_selector: Option<String>,
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+#[derive(Args, Debug)]
+pub struct DescribeArgs {
+    /// Kind, or KIND/NAME.
+    pub kind: String,
+    pub names: Vec<String>,
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct DeleteArgs {
+    /// Kind, or KIND/NAME (omit when using -f).
+    pub kind: Option<String>,
+    pub names: Vec<String>,
+    /// Delete the objects in these manifests.
+    #[arg(short = 'f', long = "filename")]
+    pub files: Vec<String>,
+    /// Delete every object of the kind matching this label selector.
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// Treat "not found" as success.
+    #[arg(long)]
+    pub ignore_not_found: bool,
+    /// Seconds a pod gets between SIGTERM and SIGKILL (default: its
+    /// terminationGracePeriodSeconds); 0 removes it at once.
+    #[arg(long)]
+    pub grace_period: Option<i64>,
+    /// Remove the objects at once, without waiting for pods to stop
+    /// (same as --grace-period=0).
+    #[arg(long)]
+    pub force: bool,
+    /// Wait until the objects are gone (pods stop first).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub wait: bool,
+    /// What happens to the objects these own: "background" (deleted after
+    /// them), "foreground" (deleted before them) or "orphan" (kept).
+    #[arg(
+        long,
+        default_value = "background",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "background"
+    )]
+    pub cascade: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ScaleArgs {
+    /// KIND NAME..., or KIND/NAME... (deployments and replicasets).
+    #[arg(required = true)]
+    pub resources: Vec<String>,
+    /// The new number of replicas.
+    #[arg(long, allow_negative_numbers = true)]
+    pub replicas: Option<i64>,
+    /// Scale only if the current number of replicas is this (-1: any).
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    pub current_replicas: i64,
+    /// Scale only if the object is at this resourceVersion.
+    #[arg(long)]
+    pub resource_version: Option<u64>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SetCommand {
+    /// Change container images: KIND NAME CONTAINER=IMAGE... (`*=IMAGE`
+    /// for every container).
+    Image {
+        /// KIND NAME or KIND/NAME..., then CONTAINER=IMAGE pairs.
+        #[arg(required = true)]
+        args: Vec<String>,
+    },
+}
+
+/// A workload named as kubectl names it: `deploy/web` or `deployment web`.
+#[derive(Args, Debug)]
+pub struct WorkloadArgs {
+    /// TYPE NAME or TYPE/NAME (deployments).
+    #[arg(required = true)]
+    pub resources: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RolloutCommand {
+    /// Follow a rollout until it completes (or its progress deadline passes).
+    Status {
+        #[command(flatten)]
+        target: WorkloadArgs,
+        /// Keep watching until the rollout is done; false prints the state once.
+        #[arg(
+            short = 'w',
+            long,
+            default_value_t = true,
+            action = clap::ArgAction::Set,
+            num_args = 0..=1,
+            require_equals = true,
+            default_missing_value = "true"
+        )]
+        watch: bool,
+        /// Give up after this long (1s, 2m, 3h; 0: never).
+        #[arg(long, default_value = "0s", value_parser = crate::duration::parse)]
+        timeout: std::time::Duration,
+        /// Fail unless this revision is the one rolling out (0: the latest).
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+        revision: i64,
+    },
+    /// The revisions (one per pod template) with their change causes.
+    History {
+        #[command(flatten)]
+        target: WorkloadArgs,
+        /// Show the pod template of this revision.
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+        revision: i64,
+    },
+    /// Go back to an earlier revision's pod template.
+    Undo {
+        #[command(flatten)]
+        target: WorkloadArgs,
+        /// The revision to go back to (0: the one before the latest).
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+        to_revision: i64,
+    },
+    /// Stop rolling out template changes until resumed.
+    Pause(WorkloadArgs),
+    /// Roll out template changes again after a pause.
+    Resume(WorkloadArgs),
+    /// Replace every pod, by stamping the pod template with the time.
+    Restart(WorkloadArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DrainArgs {
+    pub node: String,
+    /// Carry on when a pod cannot be deleted.
+    #[arg(long)]
+    pub ignore_errors: bool,
+    /// Give up after this many seconds (0: wait as long as it takes).
+    #[arg(long, default_value_t = 0)]
+    pub timeout: u64,
+    /// Override the pods' grace periods.
+    #[arg(long)]
+    pub grace_period: Option<i64>,
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// The pod (or pod/NAME).
+    pub pod: String,
+    /// The container; needed when the pod has several.
+    #[arg(short = 'c', long)]
+    pub container: Option<String>,
+    /// Keep streaming new output.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Only the last N lines.
+    #[arg(long)]
+    pub tail: Option<i64>,
+    /// The previous instance of the container (after a restart).
+    #[arg(short = 'p', long)]
+    pub previous: bool,
+    /// Prefix each line with its time.
+    #[arg(long)]
+    pub timestamps: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// The pod (or pod/NAME).
+    pub pod: String,
+    /// The container; needed when the pod has several.
+    #[arg(short = 'c', long)]
+    pub container: Option<String>,
+    /// Pass stdin to the command.
+    #[arg(short = 'i', long)]
+    pub stdin: bool,
+    /// Allocate a terminal (with -i: an interactive session).
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// Members with id, address, role, term and applied index; the leader.
+    Status {
+        #[arg(short = 'o', long, value_enum, default_value_t = StatusOutput::Table)]
+        output: StatusOutput,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StatusOutput {
+    Table,
+    Json,
+}

@@ -1,0 +1,212 @@
+//! `ctl create -f` and `ctl apply -f`.
+//!
+//! `apply` creates missing objects and updates existing ones to match the
+//! manifest. Like kubectl it records the applied manifest in the
+//! `bosun.io/last-applied-configuration` annotation, so labels and
+//! annotations added by others survive an apply while ones removed from the
+//! manifest are removed; ownerReferences and finalizers set by controllers
+//! are kept.
+
+use std::collections::{HashMap, HashSet};
+
+use bosun_proto::api::{CreateRequest, Object, UpdateRequest};
+use bosun_proto::codec;
+
+use super::{get_object, per_object, set_namespace};
+use crate::cli::FileArgs;
+use crate::manifest::{self, Manifest};
+use crate::output::object_name;
+use crate::{Client, CtlError, Io};
+
+pub const LAST_APPLIED: &str = "bosun.io/last-applied-configuration";
+/// Attempts when another writer changes the object between get and update.
+const APPLY_ATTEMPTS: usize = 5;
+
+fn read(args: &FileArgs, namespace: Option<&str>, io: &mut Io<'_>) -> Result<Vec<Manifest>, CtlError> {
+    let mut manifests = manifest::read_all(&args.files, io.stdin)?;
+    for m in &mut manifests {
+        set_namespace(&mut m.object, namespace)?;
+    }
+    Ok(manifests)
+}
+
+async fn create_one(client: &mut Client, object: Object) -> Result<Object, CtlError> {
+    client
+        .call(|channel| {
+            let mut objects = bosun_proto::client::objects(channel);
+            let request = CreateRequest {
+                object: Some(object.clone()),
+            };
+            async move { objects.create(request).await.map(|r| r.into_inner()) }
+        })
+        .await
+        .map_err(CtlError::from)
+}
+
+pub(super) async fn update_one(client: &mut Client, object: Object) -> Result<Object, CtlError> {
+    client
+        .call(|channel| {
+            let mut objects = bosun_proto::client::objects(channel);
+            let request = UpdateRequest {
+                object: Some(object.clone()),
+            };
+            async move { objects.update(request).await.map(|r| r.into_inner()) }
+        })
+        .await
+        .map_err(CtlError::from)
+}
+
+/// # Errors
+/// A bad manifest (nothing is sent), an unreachable cluster, or
+/// [`CtlError::SomeFailed`] after reporting each failed object.
+pub async fn create(
+    client: &mut Client,
+    args: &FileArgs,
+    namespace: Option<&str>,
+    io: &mut Io<'_>,
+) -> Result<(), CtlError> {
+    let manifests = read(args, namespace, io)?;
+    let total = manifests.len();
+    let mut failed = 0;
+    for m in manifests {
+        match create_one(client, m.object).await {
+            Ok(created) => writeln!(io.stdout, "{} created", object_name(&created))?,
+            Err(e) => per_object(io, e, &mut failed)?,
+        }
+    }
+    finish(failed, total)
+}
+
+/// # Errors
+/// As [`create`].
+pub async fn apply(
+    client: &mut Client,
+    args: &FileArgs,
+    namespace: Option<&str>,
+    io: &mut Io<'_>,
+) -> Result<(), CtlError> {
+    let manifests = read(args, namespace, io)?;
+    let total = manifests.len();
+    let mut failed = 0;
+    for m in manifests {
+        match apply_one(client, m.object).await {
+            Ok((object, verb)) => writeln!(io.stdout, "{} {verb}", object_name(&object))?,
+            Err(e) => per_object(io, e, &mut failed)?,
+        }
+    }
+    finish(failed, total)
+}
+
+fn finish(failed: usize, total: usize) -> Result<(), CtlError> {
+    if failed > 0 {
+        Err(CtlError::SomeFailed { failed, total })
+    } else {
+        Ok(())
+    }
+}
+
+async fn apply_one(client: &mut Client, mut desired: Object) -> Result<(Object, &'static str), CtlError> {
+    let record = codec::to_json_compact(&desired);
+    desired
+        .metadata_mut()
+        .expect("manifests hold an object")
+        .annotations
+        .insert(LAST_APPLIED.to_string(), record);
+    let kind = desired.kind().expect("manifests hold an object");
+    let namespace = desired.namespace().to_string();
+    let name = desired.name().to_string();
+    for _ in 0..APPLY_ATTEMPTS {
+        let current = match get_object(client, kind, &namespace, &name).await {
+            Ok(current) => current,
+            Err(e) if e.code() == Some(tonic::Code::NotFound) => match create_one(client, desired.clone()).await {
+                Ok(created) => return Ok((created, "created")),
+                Err(e) if e.code() == Some(tonic::Code::AlreadyExists) => continue,
+                Err(e) => return Err(e),
+            },
+            Err(e) => return Err(e),
+        };
+        let merged = merge(&current, desired.clone());
+        match update_one(client, merged).await {
+            Ok(updated) if updated.resource_version() == current.resource_version() => {
+                return Ok((updated, "unchanged"))
+            }
+            Ok(updated) => return Ok((updated, "configured")),
+            Err(e) if e.code() == Some(tonic::Code::Aborted) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(CtlError::Invalid(format!(
+        "{kind} {name:?} kept changing while being applied; try again"
+    )))
+}
+
+/// The object to send: the manifest, plus what others own on the current
+/// object (see the module docs), guarded by the current resourceVersion.
+fn merge(current: &Object, mut desired: Object) -> Object {
+    let current_meta = current.metadata().cloned().unwrap_or_default();
+    let previously_applied = current_meta
+        .annotations
+        .get(LAST_APPLIED)
+        .and_then(|text| codec::decode_objects(text, "").ok())
+        .and_then(|mut objects| objects.pop())
+        .and_then(|object| object.metadata().cloned())
+        .unwrap_or_default();
+    let meta = desired.metadata_mut().expect("manifests hold an object");
+    keep_foreign(&mut meta.labels, &current_meta.labels, &previously_applied.labels);
+    keep_foreign(
+        &mut meta.annotations,
+        &current_meta.annotations,
+        &previously_applied.annotations,
+    );
+    if meta.owner_references.is_empty() {
+        meta.owner_references = current_meta.owner_references.clone();
+    }
+    if meta.finalizers.is_empty() {
+        meta.finalizers = current_meta.finalizers.clone();
+    }
+    meta.resource_version = current_meta.resource_version;
+    meta.uid = current_meta.uid;
+    desired
+}
+
+/// Adds entries of `current` that the last apply did not set (so someone
+/// else did) and that the manifest does not mention.
+fn keep_foreign(
+    desired: &mut HashMap<String, String>,
+    current: &HashMap<String, String>,
+    applied: &HashMap<String, String>,
+) {
+    let applied: HashSet<&String> = applied.keys().collect();
+    for (key, value) in current {
+        if !applied.contains(key) && !desired.contains_key(key) {
+            desired.insert(key.clone(), value.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_foreign_labels_and_drops_removed_applied_ones() {
+        let current = HashMap::from([
+            ("mine".to_string(), "1".to_string()),
+            ("removed".to_string(), "x".to_string()),
+            ("controller".to_string(), "y".to_string()),
+        ]);
+        let applied = HashMap::from([
+            ("mine".to_string(), "1".to_string()),
+            ("removed".to_string(), "x".to_string()),
+        ]);
+        let mut desired = HashMap::from([("mine".to_string(), "2".to_string())]);
+        keep_foreign(&mut desired, &current, &applied);
+        assert_eq!(
+            desired,
+            HashMap::from([
+                ("mine".to_string(), "2".to_string()),
+                ("controller".to_string(), "y".to_string())
+            ])
+        );
+    }
+}

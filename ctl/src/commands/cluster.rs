@@ -1,0 +1,74 @@
+//! `ctl cluster status`.
+
+use bosun_proto::api::ClusterStatusRequest;
+use serde_json::json;
+
+use crate::cli::StatusOutput;
+use crate::{Client, CtlError, Io};
+
+/// # Errors
+/// When no master answers.
+pub async fn status(client: &mut Client, output: StatusOutput, io: &mut Io<'_>) -> Result<(), CtlError> {
+    let status = client
+        .call(|channel| async move {
+            let mut cluster = bosun_proto::api::cluster_client::ClusterClient::new(channel);
+            cluster.status(ClusterStatusRequest {}).await.map(|r| r.into_inner())
+        })
+        .await?;
+    let leader = status.members.iter().find(|m| m.id == status.leader_id);
+    if output == StatusOutput::Json {
+        let members: Vec<_> = status
+            .members
+            .iter()
+            .map(|m| {
+                json!({
+                    "id": m.id, "address": m.address, "role": m.role, "term": m.term,
+                    "appliedIndex": m.applied_index, "lastLogIndex": m.last_log_index,
+                    "voter": m.voter, "error": m.error,
+                })
+            })
+            .collect();
+        let value = json!({
+            "leader": if status.leader_id == 0 { json!(null) } else { json!(status.leader_id) },
+            "leaderAddress": leader.map(|m| m.address.clone()),
+            "answeredBy": status.answered_by,
+            "members": members,
+        });
+        writeln!(
+            io.stdout,
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        )?;
+        return Ok(());
+    }
+    let mut rows = vec![["ID", "ADDRESS", "ROLE", "TERM", "APPLIED", "VOTER"]
+        .map(String::from)
+        .to_vec()];
+    for m in &status.members {
+        let role = if m.error.is_empty() {
+            m.role.clone()
+        } else {
+            format!("{} ({})", m.role, m.error)
+        };
+        rows.push(vec![
+            m.id.to_string(),
+            m.address.clone(),
+            role,
+            m.term.to_string(),
+            m.applied_index.to_string(),
+            if m.voter { "yes" } else { "no" }.to_string(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..6)
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    for row in &rows {
+        let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        writeln!(io.stdout, "{}", line.join("   ").trim_end())?;
+    }
+    match leader {
+        Some(m) => writeln!(io.stdout, "\nLeader: {} ({})", m.id, m.address)?,
+        None => writeln!(io.stdout, "\nLeader: none (an election may be under way)")?,
+    }
+    Ok(())
+}

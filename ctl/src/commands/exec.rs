@@ -1,0 +1,120 @@
+//! `ctl exec`: runs a command in a container, through the masters. The
+//! command's exit code becomes ctl's. With `-it` on a terminal the session
+//! is interactive: the local terminal is put in raw mode and resizes are
+//! passed on.
+
+use std::io::{IsTerminal, Read};
+
+use bosun_proto::api::pods_client::PodsClient;
+use bosun_proto::api::{exec_request, exec_response, ExecRequest, ExecStart, TerminalSize};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::{namespace_or_default, pod_name};
+use crate::cli::ExecArgs;
+use crate::{Client, CtlError, Io};
+
+/// Messages to the master queued before ctl waits.
+const INPUT: usize = 64;
+
+fn message(input: exec_request::Input) -> ExecRequest {
+    ExecRequest { input: Some(input) }
+}
+
+fn terminal_size() -> Option<TerminalSize> {
+    crossterm::terminal::size().ok().map(|(width, height)| TerminalSize {
+        width: u32::from(width),
+        height: u32::from(height),
+    })
+}
+
+/// Restores the terminal when the session ends, however it ends.
+struct RawMode;
+
+impl RawMode {
+    fn enable() -> Option<RawMode> {
+        crossterm::terminal::enable_raw_mode().ok().map(|()| RawMode)
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        let _ = crossterm::terminal::disable_raw_mode();
+    }
+}
+
+/// # Errors
+/// [`CtlError::Exit`] with the command's exit code when it is not 0, or
+/// why the command could not run.
+pub async fn run(client: &Client, args: &ExecArgs, namespace: Option<&str>, io: &mut Io<'_>) -> Result<(), CtlError> {
+    let interactive = args.stdin && std::io::stdin().is_terminal();
+    let tty = args.tty && interactive;
+    let start = ExecStart {
+        namespace: namespace_or_default(namespace),
+        name: pod_name(&args.pod)?,
+        container: args.container.clone().unwrap_or_default(),
+        command: args.command.clone(),
+        stdin: args.stdin,
+        tty,
+        size: if tty { terminal_size() } else { None },
+    };
+    let (input, outbound) = mpsc::channel(INPUT);
+    input
+        .send(message(exec_request::Input::Start(start)))
+        .await
+        .map_err(|_| CtlError::Invalid("exec input closed".into()))?;
+    if interactive {
+        // A terminal: read it as the user types, on a thread of its own.
+        let keys = input.clone();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            let mut stdin = std::io::stdin();
+            while let Ok(n) = stdin.read(&mut buffer) {
+                if n == 0
+                    || keys
+                        .blocking_send(message(exec_request::Input::Stdin(buffer[..n].to_vec())))
+                        .is_err()
+                {
+                    break;
+                }
+            }
+            let _ = keys.blocking_send(message(exec_request::Input::CloseStdin(true)));
+        });
+    } else if args.stdin {
+        // Piped input: pass it all on, then end it.
+        let mut data = Vec::new();
+        io.stdin.read_to_end(&mut data)?;
+        for chunk in data.chunks(64 * 1024) {
+            let _ = input.send(message(exec_request::Input::Stdin(chunk.to_vec()))).await;
+        }
+        let _ = input.send(message(exec_request::Input::CloseStdin(true))).await;
+    }
+    if !interactive {
+        drop(input);
+    }
+    let mut responses = PodsClient::new(client.channel().await?)
+        .exec(ReceiverStream::new(outbound))
+        .await?
+        .into_inner();
+    let _raw = if tty { RawMode::enable() } else { None };
+    let mut exit_code = 0;
+    while let Some(response) = responses.message().await? {
+        match response.output {
+            Some(exec_response::Output::Stdout(bytes)) => {
+                io.stdout.write_all(&bytes)?;
+                io.stdout.flush()?;
+            }
+            Some(exec_response::Output::Stderr(bytes)) => {
+                io.stderr.write_all(&bytes)?;
+                io.stderr.flush()?;
+            }
+            Some(exec_response::Output::ExitCode(code)) => exit_code = code,
+            None => {}
+        }
+    }
+    if exit_code == 0 {
+        Ok(())
+    } else {
+        Err(CtlError::Exit(exit_code))
+    }
+}

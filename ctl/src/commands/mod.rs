@@ -1,0 +1,266 @@
+//! One module per subcommand, plus what they share: resolving kinds and
+//! namespaces, fetching objects, editing one object safely.
+
+use bosun_proto::api::{GetRequest, ListRequest, Object};
+use bosun_proto::Kind;
+
+use crate::cli::{Cli, ClusterCommand, Command, RolloutCommand, SetCommand};
+use crate::{Client, CtlError, Io};
+
+mod apply;
+mod cluster;
+mod delete;
+mod describe;
+mod describe_workload;
+mod exec;
+mod get;
+mod logs;
+mod node;
+mod rollout;
+mod rollout_status;
+mod scale;
+mod set_image;
+mod workload;
+
+pub(crate) use apply::LAST_APPLIED;
+
+/// Runs a parsed command line.
+///
+/// # Errors
+/// The command's [`CtlError`].
+pub async fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), CtlError> {
+    let mut client = Client::new(cli.server.clone());
+    let namespace = cli.namespace.clone();
+    match cli.command {
+        Command::Create(args) => apply::create(&mut client, &args, namespace.as_deref(), io).await,
+        Command::Apply(args) => apply::apply(&mut client, &args, namespace.as_deref(), io).await,
+        Command::Get(args) => get::run(&mut client, &args, namespace.as_deref(), io).await,
+        Command::Describe(args) => describe::run(&mut client, &args, namespace.as_deref(), io).await,
+        Command::Delete(args) => delete::run(&mut client, &args, namespace.as_deref(), io).await,
+        Command::Cordon { node } => node::set_cordon(&client, &node, true, io).await,
+        Command::Uncordon { node } => node::set_cordon(&client, &node, false, io).await,
+        Command::Drain(args) => node::drain(&client, &args, io).await,
+        Command::Logs(args) => logs::run(&client, &args, namespace.as_deref(), io).await,
+        Command::Exec(args) => exec::run(&client, &args, namespace.as_deref(), io).await,
+        Command::Cluster {
+            command: ClusterCommand::Status { output },
+        } => cluster::status(&mut client, output, io).await,
+        Command::Scale(args) => scale::run(&mut client, &args, namespace.as_deref(), io).await,
+        Command::Set {
+            command: SetCommand::Image { args },
+        } => set_image::run(&mut client, &args, namespace.as_deref(), io).await,
+        Command::Rollout { command } => rollout(&mut client, command, namespace.as_deref(), io).await,
+    }
+}
+
+async fn rollout(
+    client: &mut Client,
+    command: RolloutCommand,
+    namespace: Option<&str>,
+    io: &mut Io<'_>,
+) -> Result<(), CtlError> {
+    match command {
+        RolloutCommand::Status {
+            target,
+            watch,
+            timeout,
+            revision,
+        } => rollout_status::run(client, &target.resources, watch, timeout, revision, namespace, io).await,
+        RolloutCommand::History { target, revision } => {
+            rollout::history(client, &target.resources, revision, namespace, io).await
+        }
+        RolloutCommand::Undo { target, to_revision } => {
+            rollout::undo(client, &target.resources, to_revision, namespace, io).await
+        }
+        RolloutCommand::Pause(target) => rollout::pause(client, &target.resources, true, namespace, io).await,
+        RolloutCommand::Resume(target) => rollout::pause(client, &target.resources, false, namespace, io).await,
+        RolloutCommand::Restart(target) => rollout::restart(client, &target.resources, namespace, io).await,
+    }
+}
+
+/// Parses `pods`, `deploy,rs` or `deploy/web` into kinds and names.
+fn resolve(kind_arg: &str, names: &[String]) -> Result<Vec<(Kind, Vec<String>)>, CtlError> {
+    if let Some((kind, name)) = kind_arg.split_once('/') {
+        let kind = parse_kind(kind)?;
+        let mut all = vec![name.to_string()];
+        all.extend(names.iter().cloned());
+        return Ok(vec![(kind, all)]);
+    }
+    let kinds: Vec<Kind> = kind_arg.split(',').map(parse_kind).collect::<Result<_, _>>()?;
+    if kinds.len() > 1 && !names.is_empty() {
+        return Err(CtlError::Invalid(
+            "names cannot be given with several kinds; use KIND/NAME".into(),
+        ));
+    }
+    Ok(kinds.into_iter().map(|k| (k, names.to_vec())).collect())
+}
+
+/// kubectl's `TYPE NAME...` or `TYPE/NAME...` for commands that act on
+/// named objects: the kind and name of each.
+fn named_targets(args: &[String]) -> Result<Vec<(Kind, String)>, CtlError> {
+    let Some(first) = args.first() else {
+        return Err(CtlError::Invalid("required resource not specified".into()));
+    };
+    if first.contains('/') {
+        return args
+            .iter()
+            .map(|arg| match arg.split_once('/') {
+                Some((kind, name)) if !kind.is_empty() && !name.is_empty() && !name.contains('/') => {
+                    Ok((parse_kind(kind)?, name.to_string()))
+                }
+                _ => Err(CtlError::Invalid(
+                    "arguments in resource/name form must have a single resource and name".into(),
+                )),
+            })
+            .collect();
+    }
+    if args[1..].iter().any(|arg| arg.contains('/')) {
+        return Err(CtlError::Invalid(
+            "there is no need to specify a resource type as a separate argument when passing arguments in resource/name form (e.g. 'ctl get resource/<resource_name>' instead of 'ctl get resource resource/<resource_name>')".into(),
+        ));
+    }
+    if args.len() == 1 {
+        return Err(CtlError::Invalid(
+            "resource(s) were provided, but no name was specified".into(),
+        ));
+    }
+    let kinds: Vec<Kind> = first.split(',').map(parse_kind).collect::<Result<_, _>>()?;
+    Ok(kinds
+        .into_iter()
+        .flat_map(|kind| args[1..].iter().map(move |name| (kind, name.clone())))
+        .collect())
+}
+
+fn parse_kind(text: &str) -> Result<Kind, CtlError> {
+    if text == "all" {
+        return Err(CtlError::Invalid(
+            "\"all\" is not supported; name the kinds, e.g. deploy,rs,pods".into(),
+        ));
+    }
+    Kind::parse(text).map_err(|e| CtlError::Invalid(e.to_string()))
+}
+
+/// `web` or `pod/web` → `web`.
+fn pod_name(arg: &str) -> Result<String, CtlError> {
+    match arg.split_once('/') {
+        Some((kind, name)) if parse_kind(kind)? == Kind::Pod => Ok(name.to_string()),
+        Some((kind, _)) => Err(CtlError::Invalid(format!(
+            "{kind} is not a pod; logs and exec work on pods"
+        ))),
+        None => Ok(arg.to_string()),
+    }
+}
+
+/// The namespace a command addresses: `-n`, else "default".
+fn namespace_or_default(namespace: Option<&str>) -> String {
+    namespace.unwrap_or("default").to_string()
+}
+
+/// Puts `-n` into a manifest's object, refusing a conflicting namespace as
+/// kubectl does.
+fn set_namespace(object: &mut Object, namespace: Option<&str>) -> Result<(), CtlError> {
+    let Some(kind) = object.kind() else {
+        return Ok(());
+    };
+    if !kind.namespaced() {
+        return Ok(());
+    }
+    let meta = object.metadata_mut().expect("object has a resource");
+    match namespace {
+        Some(ns) if meta.namespace.is_empty() => meta.namespace = ns.to_string(),
+        Some(ns) if meta.namespace != ns => {
+            return Err(CtlError::Invalid(format!(
+                "the namespace of {} {:?} is {:?}, which does not match -n {ns:?}",
+                kind.name(),
+                meta.name,
+                meta.namespace
+            )))
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+async fn get_object(client: &mut Client, kind: Kind, namespace: &str, name: &str) -> Result<Object, CtlError> {
+    let request = GetRequest {
+        kind: kind.name().to_string(),
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        allow_stale: false,
+    };
+    client
+        .call(|channel| {
+            let mut objects = bosun_proto::client::objects(channel);
+            let request = request.clone();
+            async move { objects.get(request).await.map(|r| r.into_inner()) }
+        })
+        .await
+        .map_err(CtlError::from)
+}
+
+async fn list_objects(
+    client: &mut Client,
+    kind: Kind,
+    namespace: &str,
+    selector: &str,
+    field_selector: &str,
+) -> Result<Vec<Object>, CtlError> {
+    let request = ListRequest {
+        kind: kind.name().to_string(),
+        namespace: namespace.to_string(),
+        label_selector: selector.to_string(),
+        field_selector: field_selector.to_string(),
+        allow_stale: false,
+    };
+    client
+        .call(|channel| {
+            let mut objects = bosun_proto::client::objects(channel);
+            let request = request.clone();
+            async move { objects.list(request).await.map(|r| r.into_inner().items) }
+        })
+        .await
+        .map_err(CtlError::from)
+}
+
+/// Reports a per-object failure and counts it; returns other errors.
+fn per_object(io: &mut Io<'_>, error: CtlError, failed: &mut usize) -> Result<(), CtlError> {
+    if error.is_per_object() {
+        writeln!(io.stderr, "{error}")?;
+        *failed += 1;
+        Ok(())
+    } else {
+        Err(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn targets(args: &[&str]) -> Result<Vec<(Kind, String)>, String> {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        named_targets(&args).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn names_objects_as_kubectl_does() {
+        let web = (Kind::Deployment, "web".to_string());
+        assert_eq!(targets(&["deploy/web"]), Ok(vec![web.clone()]));
+        assert_eq!(targets(&["deployment", "web"]), Ok(vec![web.clone()]));
+        assert_eq!(
+            targets(&["deploy/web", "rs/web-1"]),
+            Ok(vec![web, (Kind::ReplicaSet, "web-1".to_string())])
+        );
+        assert_eq!(
+            targets(&["deploy"]),
+            Err("error: resource(s) were provided, but no name was specified".into())
+        );
+        assert!(targets(&["deploy", "rs/web-1"])
+            .unwrap_err()
+            .contains("no need to specify a resource type"));
+        assert!(targets(&["deploy/web", "api"])
+            .unwrap_err()
+            .contains("must have a single resource and name"));
+        assert!(targets(&["widgets/x"]).unwrap_err().contains("unknown kind"));
+    }
+}

@@ -1,0 +1,143 @@
+//! `ctl`: Bosun's command line, in kubectl's habits.
+//!
+//! [`execute`] runs one command line against the masters and writes to the
+//! given streams; the `ctl` binary is a thin wrapper, and tests drive
+//! `execute` directly. Modules:
+//! - [`cli`]: flags and subcommands.
+//! - [`manifest`]: reading `-f` files, directories and stdin.
+//! - [`commands`]: one module per subcommand (start here: `commands/mod.rs`
+//!   dispatches them); the workload commands (`scale`, `set image`,
+//!   `rollout`) share `commands/workload.rs`.
+//! - [`output`]: kubectl-style tables, ages and names.
+//! - [`pod_template`], [`tabwriter`]: kubectl's text for pod templates and
+//!   its tab alignment, for `describe` and `rollout history`.
+//! - [`duration`]: Go-style durations for flags such as `--timeout 5m`.
+
+use std::io::{Read, Write};
+
+use clap::Parser;
+
+pub mod cli;
+pub mod commands;
+pub mod duration;
+pub mod manifest;
+pub mod output;
+pub mod pod_template;
+pub mod tabwriter;
+
+pub use bosun_proto::client::Client;
+pub use cli::Cli;
+
+/// The streams a command reads and writes.
+pub struct Io<'a> {
+    pub stdin: &'a mut dyn Read,
+    pub stdout: &'a mut dyn Write,
+    pub stderr: &'a mut dyn Write,
+}
+
+/// Why a command failed. The text is what the user sees.
+#[derive(Debug, thiserror::Error)]
+pub enum CtlError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("error: cannot read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("error: {0}")]
+    Manifest(#[from] bosun_proto::codec::DecodeError),
+    #[error("error: {origin}: no objects found (is the file empty?)")]
+    NoObjects { origin: String },
+    #[error("error: cannot reach any master ({}); start one with `master`, or point ctl at one with --server HOST:PORT or BOSUN_SERVER", tried.join("; "))]
+    Unreachable { tried: Vec<String> },
+    #[error("Error from server ({}): {message}", reason(*code))]
+    Api { code: tonic::Code, message: String },
+    #[error("error: {0}")]
+    Invalid(String),
+    #[error("error: {failed} of {total} objects failed (see above)")]
+    SomeFailed { failed: usize, total: usize },
+    #[error("error: cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+    /// A remote command ended with this exit code (not an error message:
+    /// the code is passed through).
+    #[error("command terminated with exit code {0}")]
+    Exit(i32),
+}
+
+impl From<bosun_proto::client::ClientError> for CtlError {
+    fn from(error: bosun_proto::client::ClientError) -> Self {
+        match error {
+            bosun_proto::client::ClientError::Unreachable { tried } => CtlError::Unreachable { tried },
+            bosun_proto::client::ClientError::Status(status) => status.into(),
+        }
+    }
+}
+
+impl From<tonic::Status> for CtlError {
+    fn from(status: tonic::Status) -> Self {
+        CtlError::Api {
+            code: status.code(),
+            message: status.message().to_string(),
+        }
+    }
+}
+
+impl CtlError {
+    /// Whether the error is about the object (so other objects may still
+    /// succeed) rather than about reaching the cluster.
+    pub fn is_per_object(&self) -> bool {
+        matches!(self, CtlError::Api { code, .. } if *code != tonic::Code::Unavailable)
+    }
+
+    /// The gRPC code, for API errors.
+    pub fn code(&self) -> Option<tonic::Code> {
+        match self {
+            CtlError::Api { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// kubectl's words for API error codes.
+fn reason(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::NotFound => "NotFound",
+        Code::AlreadyExists => "AlreadyExists",
+        Code::Aborted => "Conflict",
+        Code::InvalidArgument => "Invalid",
+        Code::FailedPrecondition => "Forbidden",
+        Code::OutOfRange => "Gone",
+        Code::Unavailable => "ServiceUnavailable",
+        Code::DeadlineExceeded => "Timeout",
+        _ => "InternalError",
+    }
+}
+
+/// Runs one ctl command line (`args` without the program name).
+///
+/// # Errors
+/// [`CtlError`], whose text is meant for the user.
+pub async fn execute<I, T>(args: I, io: &mut Io<'_>) -> Result<(), CtlError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let args = std::iter::once(std::ffi::OsString::from("ctl")).chain(args.into_iter().map(Into::into));
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e)
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            ) =>
+        {
+            write!(io.stdout, "{e}")?;
+            return Ok(());
+        }
+        Err(e) => return Err(CtlError::Usage(e.render().to_string().trim_end().to_string())),
+    };
+    commands::run(cli, io).await
+}

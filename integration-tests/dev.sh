@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Bosun's developer entry point.
+#
+#   integration-tests/dev.sh up [--masters N]   build and run a local cluster
+#                                               (masters and a node agent on
+#                                               the local Docker engine)
+#   integration-tests/dev.sh test               the whole test suite (CI runs this)
+#   integration-tests/dev.sh bench ARGS...      the benchmark tool (release build)
+#   integration-tests/dev.sh images             images for docker-compose.yml
+#
+# Installs what a fresh Debian machine lacks, and keeps the cargo build cache
+# outside the clone ($CARGO_TARGET_DIR, default ~/.cache/bosun/target) so
+# later runs are incremental.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/bosun/target}"
+mkdir -p "$CARGO_TARGET_DIR"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# System packages: clang/libclang for rocksdb's bindings, busybox-static for
+# the test image, python3 gRPC for the "any language" API test.
+ensure_deps() {
+    local missing=()
+    command -v clang >/dev/null || missing+=(clang)
+    ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || missing+=(libclang-dev)
+    [ -x /bin/busybox ] || command -v busybox >/dev/null || missing+=(busybox-static)
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing ${missing[*]}"
+        local sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo apt-get install -y "${missing[@]}" >/dev/null 2>&1 \
+            || { $sudo apt-get update >/dev/null && $sudo apt-get install -y "${missing[@]}" >/dev/null; }
+    fi
+    if ! python3 -c 'import grpc, grpc_reflection, grpc_health' >/dev/null 2>&1; then
+        log "installing python grpcio, grpcio-reflection and grpcio-health-checking"
+        python3 -m pip install --quiet grpcio grpcio-reflection grpcio-health-checking protobuf
+    fi
+}
+
+BUSYBOX_IMAGE="local/busybox:1"
+
+# A BusyBox image made from the host's busybox-static, for trying Bosun
+# without a registry.
+import_busybox() {
+    docker image inspect "$BUSYBOX_IMAGE" >/dev/null 2>&1 && return
+    log "importing $BUSYBOX_IMAGE from the host's busybox"
+    local root
+    root="$(mktemp -d)"
+    mkdir -p "$root/bin" "$root/tmp"
+    cp "$(command -v busybox)" "$root/bin/busybox"
+    for applet in $("$root/bin/busybox" --list); do
+        [ "$applet" = busybox ] || ln -s busybox "$root/bin/$applet"
+    done
+    tar -C "$root" -c . | docker import - "$BUSYBOX_IMAGE" >/dev/null
+    rm -rf "$root"
+}
+
+cmd_test() {
+    ensure_deps
+    log "formatting"
+    cargo fmt --all -- --check
+    log "building"
+    cargo build --workspace --all-targets --locked
+    log "clippy"
+    cargo clippy --workspace --all-targets --locked -- -D warnings
+    log "tests"
+    if cargo nextest --version >/dev/null 2>&1; then
+        cargo nextest run --workspace --locked --no-fail-fast
+    else
+        cargo test --workspace --locked --no-fail-fast
+    fi
+}
+
+cmd_up() {
+    local masters=3
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --masters) masters="$2"; shift 2 ;;
+            *) echo "unknown option $1" >&2; exit 2 ;;
+        esac
+    done
+    ensure_deps
+    log "building master, node-agent and ctl"
+    cargo build --locked -p bosun-master -p bosun-node-agent -p bosun-ctl
+    import_busybox
+    local bin="$CARGO_TARGET_DIR/debug"
+    local data="${BOSUN_LOCAL_DATA:-$HOME/.local/share/bosun/local-cluster}"
+    mkdir -p "$data"
+    local pids=() servers=()
+    trap 'kill "${pids[@]}" 2>/dev/null; wait; log "cluster stopped (data kept in $data)"' EXIT INT TERM
+    for i in $(seq 1 "$masters"); do
+        local port=$((7419 + i))
+        local args=(--node-id "$i" --listen "127.0.0.1:$port" --data-dir "$data/master-$i")
+        [ "$i" -gt 1 ] && args+=(--join 127.0.0.1:7420)
+        "$bin/master" "${args[@]}" >"$data/master-$i.log" 2>&1 &
+        pids+=($!)
+        servers+=("127.0.0.1:$port")
+    done
+    export BOSUN_SERVER
+    BOSUN_SERVER="$(IFS=,; echo "${servers[*]}")"
+    # Wait until every master is a voter and the built-in namespaces exist.
+    for _ in $(seq 1 150); do
+        if [ "$("$bin/ctl" cluster status 2>/dev/null | grep -c ' yes$')" -eq "$masters" ] \
+            && "$bin/ctl" get namespace default >/dev/null 2>&1; then
+            break
+        fi
+        sleep 0.2
+    done
+    local node
+    node="$(hostname | tr '[:upper:]' '[:lower:]')"
+    "$bin/node-agent" --master "$BOSUN_SERVER" --name "$node" --data-dir "$data/agent" >"$data/agent.log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 1 150); do
+        "$bin/ctl" get nodes 2>/dev/null | grep -q " Ready " && break
+        sleep 0.2
+    done
+    "$bin/ctl" cluster status
+    "$bin/ctl" get nodes
+    cat >&2 <<MSG
+
+Bosun is running: $masters master(s) and a node agent ($node) on the local
+Docker engine; logs in $data/*.log. The engine has the image $BUSYBOX_IMAGE.
+In another shell:
+    export BOSUN_SERVER=$BOSUN_SERVER
+    alias ctl=$bin/ctl
+    ctl get nodes
+Press Ctrl-C to stop (pods keep running; \`ctl delete\` them first).
+MSG
+    wait
+}
+
+cmd_bench() {
+    ensure_deps
+    cargo build --release --locked -p bosun-master -p bosun-node-agent -p bosun-integration-tests
+    "$CARGO_TARGET_DIR/release/bosun-bench" --bin-dir "$CARGO_TARGET_DIR/release" "$@"
+}
+
+# Images FROM scratch holding each binary and the libraries it links.
+cmd_images() {
+    ensure_deps
+    cargo build --release --locked -p bosun-master -p bosun-node-agent -p bosun-ctl
+    local name
+    for name in master node-agent ctl; do
+        local root binary
+        root="$(mktemp -d)"
+        binary="$CARGO_TARGET_DIR/release/$name"
+        mkdir -p "$root/usr/local/bin" "$root/tmp" "$root/data"
+        strip -o "$root/usr/local/bin/$name" "$binary"
+        for lib in $(ldd "$binary" | grep -o '/[^ ]*'); do
+            mkdir -p "$root$(dirname "$lib")"
+            cp -L "$lib" "$root$lib"
+        done
+        docker build -q -t "bosun/$name:dev" -f "$ROOT/$name/Dockerfile" "$root" >/dev/null
+        rm -rf "$root"
+        log "built bosun/$name:dev"
+    done
+}
+
+case "${1:-}" in
+    up) shift; cmd_up "$@" ;;
+    test) shift; cmd_test "$@" ;;
+    bench) shift; cmd_bench "$@" ;;
+    images) shift; cmd_images "$@" ;;
+    *) sed -n '2,13p' "$0" >&2; exit 2 ;;
+esac

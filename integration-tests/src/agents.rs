@@ -1,0 +1,424 @@
+//! Node agents for tests: real `node-agent` processes on the machine's
+//! Docker engine, each test with its own pod network and a label on every
+//! container, all removed when the test ends (also when it fails).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use bosun_proto::api::{GetRequest, Node, Pod};
+use bosun_proto::client::{self, Client};
+use tempfile::TempDir;
+
+use crate::{bin_dir, wait_until, MasterCluster};
+
+/// The BusyBox image tests run: `sh`, `httpd`, `nc`, `sleep`, `wget`.
+pub const TEST_IMAGE: &str = "bosun-test/busybox:1";
+/// The label (and its key) on every container a test's agents create.
+pub const TEST_LABEL: &str = "bosun-test-run";
+
+/// Imports [`TEST_IMAGE`] from the host's static BusyBox when the engine
+/// lacks it (no registry needed).
+///
+/// # Errors
+/// When busybox-static is missing or Docker refuses the import.
+pub fn ensure_test_image() -> Result<&'static str> {
+    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
+    DONE.get_or_init(|| import_test_image().map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(anyhow::Error::msg)?;
+    Ok(TEST_IMAGE)
+}
+
+fn import_test_image() -> Result<()> {
+    let present = Command::new("docker")
+        .args(["image", "inspect", TEST_IMAGE])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()?;
+    if present.success() {
+        return Ok(());
+    }
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .context("busybox is missing: apt-get install busybox-static")?;
+    let root = TempDir::with_prefix("bosun-test-image-")?;
+    let bin = root.path().join("bin");
+    std::fs::create_dir_all(&bin)?;
+    std::fs::copy(&busybox, bin.join("busybox"))?;
+    let list = Command::new(&busybox).arg("--list").output()?;
+    for applet in String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .filter(|a| *a != "busybox")
+    {
+        std::os::unix::fs::symlink("busybox", bin.join(applet))?;
+    }
+    std::fs::create_dir_all(root.path().join("tmp"))?;
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "tar -C '{}' -c . | docker import - {TEST_IMAGE}",
+            root.path().display()
+        ))
+        .stdout(Stdio::null())
+        .status()?;
+    if !status.success() {
+        bail!("docker import of the test image failed");
+    }
+    Ok(())
+}
+
+/// One node-agent process.
+pub struct AgentProcess {
+    pub name: String,
+    args: Vec<String>,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl AgentProcess {
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+/// Masters plus agents, one Docker network and label per test.
+pub struct TestCluster {
+    pub masters: MasterCluster,
+    pub agents: Vec<AgentProcess>,
+    /// The value of [`TEST_LABEL`] on this test's containers.
+    pub run: String,
+    pub network: String,
+    dir: TempDir,
+}
+
+impl TestCluster {
+    /// The directory holding the agents' data and logs.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Starts `masters` masters (with `master_args`) and one agent per
+    /// name in `agents` (with `agent_args` after the defaults), and waits
+    /// until every node is Ready.
+    ///
+    /// # Errors
+    /// When a process does not start or a node does not become Ready.
+    pub async fn start(
+        masters: usize,
+        master_args: &[&str],
+        agents: &[&str],
+        agent_args: &[&str],
+    ) -> Result<TestCluster> {
+        ensure_test_image()?;
+        let masters = MasterCluster::start(masters, master_args).await?;
+        let dir = TempDir::with_prefix("bosun-test-agents-")?;
+        let run = dir
+            .path()
+            .file_name()
+            .map(|n| {
+                n.to_string_lossy()
+                    .to_ascii_lowercase()
+                    .replace(|c: char| !c.is_ascii_alphanumeric(), "")
+            })
+            .unwrap_or_default();
+        let network = format!("bosun-test-{run}");
+        let mut cluster = TestCluster {
+            masters,
+            agents: Vec::new(),
+            run,
+            network,
+            dir,
+        };
+        // Created here so agents starting together never race to create it.
+        let created = Command::new("docker")
+            .args([
+                "network",
+                "create",
+                "--label",
+                &format!("{TEST_LABEL}={}", cluster.run),
+                &cluster.network,
+            ])
+            .output()?;
+        if !created.status.success() {
+            bail!(
+                "docker network create failed: {}",
+                String::from_utf8_lossy(&created.stderr)
+            );
+        }
+        for name in agents {
+            cluster.add_agent(name, agent_args)?;
+        }
+        for name in agents {
+            cluster.wait_node_ready(name, true).await?;
+        }
+        Ok(cluster)
+    }
+
+    /// Masters' addresses, for ctl and clients.
+    pub fn servers(&self) -> Vec<String> {
+        self.masters.addrs()
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(self.servers())
+    }
+
+    /// Starts another agent and waits until its node is Ready.
+    ///
+    /// # Errors
+    /// When it does not start or become Ready.
+    pub async fn join_agent(&mut self, name: &str, extra: &[&str]) -> Result<()> {
+        self.add_agent(name, extra)?;
+        self.wait_node_ready(name, true).await.map(|_| ())
+    }
+
+    fn add_agent(&mut self, name: &str, extra: &[&str]) -> Result<()> {
+        let mut args: Vec<String> = vec![
+            "--master".into(),
+            self.masters.addrs().join(","),
+            "--name".into(),
+            name.into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--address".into(),
+            "127.0.0.1".into(),
+            "--data-dir".into(),
+            self.dir.path().join(format!("agent-{name}")).display().to_string(),
+            "--network".into(),
+            self.network.clone(),
+            "--container-labels".into(),
+            format!("{TEST_LABEL}={}", self.run),
+            "--heartbeat-seconds".into(),
+            "0.5".into(),
+            "--restart-backoff-seconds".into(),
+            "0.5".into(),
+            "--restart-backoff-max-seconds".into(),
+            "8".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut agent = AgentProcess {
+            name: name.to_string(),
+            args,
+            log: self.dir.path().join(format!("agent-{name}.log")),
+            child: None,
+        };
+        spawn(&mut agent)?;
+        self.agents.push(agent);
+        Ok(())
+    }
+
+    fn agent_index(&self, name: &str) -> Result<usize> {
+        self.agents
+            .iter()
+            .position(|a| a.name == name)
+            .ok_or_else(|| anyhow!("no agent {name}"))
+    }
+
+    /// SIGKILLs an agent (its containers keep running).
+    ///
+    /// # Errors
+    /// For an unknown agent.
+    pub fn kill_agent(&mut self, name: &str) -> Result<()> {
+        let index = self.agent_index(name)?;
+        if let Some(mut child) = self.agents[index].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        Ok(())
+    }
+
+    /// Starts a killed agent again with the same flags.
+    ///
+    /// # Errors
+    /// When it does not start.
+    pub fn restart_agent(&mut self, name: &str) -> Result<()> {
+        let index = self.agent_index(name)?;
+        spawn(&mut self.agents[index])
+    }
+
+    /// Sends a signal (`STOP`, `CONT`...) to an agent.
+    ///
+    /// # Errors
+    /// For an unknown or stopped agent.
+    pub fn signal_agent(&self, name: &str, signal: &str) -> Result<()> {
+        let pid = self.agents[self.agent_index(name)?]
+            .pid()
+            .context("agent not running")?;
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()?;
+        if !status.success() {
+            bail!("kill -{signal} {pid} failed");
+        }
+        Ok(())
+    }
+
+    pub fn agent_log(&self, name: &str) -> String {
+        self.agent_index(name)
+            .map(|i| self.agents[i].log_tail())
+            .unwrap_or_default()
+    }
+
+    /// The pod as the masters have it.
+    ///
+    /// # Errors
+    /// When it does not exist.
+    pub async fn pod(&self, name: &str) -> Result<Pod> {
+        let request = GetRequest {
+            kind: "Pod".into(),
+            namespace: "default".into(),
+            name: name.into(),
+            allow_stale: false,
+        };
+        let object = self
+            .client()
+            .call(|channel| {
+                let request = request.clone();
+                async move { client::objects(channel).get(request).await.map(|r| r.into_inner()) }
+            })
+            .await?;
+        Ok(Pod::try_from(object)?)
+    }
+
+    /// Waits until `check` holds for the pod, with a message on timeout.
+    ///
+    /// # Errors
+    /// On timeout, with the pod's last status and the agent's log.
+    pub async fn wait_pod<F>(&self, name: &str, timeout: Duration, what: &str, check: F) -> Result<Pod>
+    where
+        F: Fn(&Pod) -> bool,
+    {
+        let result = wait_until(timeout, what, || async {
+            let pod = self.pod(name).await?;
+            Ok(check(&pod).then_some(pod))
+        })
+        .await;
+        match result {
+            Ok(pod) => Ok(pod),
+            Err(e) => {
+                let status = self
+                    .pod(name)
+                    .await
+                    .map(|p| format!("{:?}", p.status))
+                    .unwrap_or_default();
+                let logs: Vec<String> = self
+                    .agents
+                    .iter()
+                    .map(|a| format!("agent {}:\n{}", a.name, a.log_tail()))
+                    .collect();
+                Err(anyhow!("{e}\nlast status: {status}\n{}", logs.join("\n")))
+            }
+        }
+    }
+
+    /// Waits until the node's Ready condition has `ready` ("True" when
+    /// true, anything else when false).
+    ///
+    /// # Errors
+    /// On timeout.
+    pub async fn wait_node_ready(&self, name: &str, ready: bool) -> Result<Node> {
+        let what = format!("node {name} {}", if ready { "Ready" } else { "not Ready" });
+        wait_until(Duration::from_secs(30), &what, || async {
+            let request = GetRequest {
+                kind: "Node".into(),
+                name: name.into(),
+                ..Default::default()
+            };
+            let object = self
+                .client()
+                .call(|channel| {
+                    let request = request.clone();
+                    async move { client::objects(channel).get(request).await.map(|r| r.into_inner()) }
+                })
+                .await?;
+            let node = Node::try_from(object)?;
+            let is_ready = node
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.iter().find(|c| c.r#type == "Ready"))
+                .is_some_and(|c| c.status == "True");
+            Ok((is_ready == ready).then_some(node))
+        })
+        .await
+        .map_err(|e| anyhow!("{e}\n{}", self.agent_log(name)))
+    }
+
+    /// This test's containers whose labels include `key=value`: (id, name,
+    /// state) from `docker ps -a`.
+    ///
+    /// # Errors
+    /// When docker cannot be run.
+    pub fn containers(&self, key: &str, value: &str) -> Result<Vec<(String, String, String)>> {
+        let output = Command::new("docker")
+            .args(["ps", "-a", "--no-trunc", "--format", "{{.ID}}\t{{.Names}}\t{{.State}}"])
+            .args(["--filter", &format!("label={TEST_LABEL}={}", self.run)])
+            .args(["--filter", &format!("label={key}={value}")])
+            .output()?;
+        Ok(String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|l| {
+                let mut parts = l.split('\t');
+                Some((
+                    parts.next()?.to_string(),
+                    parts.next()?.to_string(),
+                    parts.next()?.to_string(),
+                ))
+            })
+            .collect())
+    }
+}
+
+fn spawn(agent: &mut AgentProcess) -> Result<()> {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(&agent.log)?;
+    let child = Command::new(bin_dir().join("node-agent"))
+        .args(&agent.args)
+        .env(
+            "RUST_LOG",
+            std::env::var("BOSUN_TEST_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::from(log.try_clone()?))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .context("spawning node-agent")?;
+    agent.child = Some(child);
+    Ok(())
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for agent in &mut self.agents {
+            if let Some(mut child) = agent.child.take() {
+                // A stopped agent must be continued to die.
+                let _ = Command::new("kill").args(["-CONT", &child.id().to_string()]).status();
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        let ids = Command::new("docker")
+            .args(["ps", "-aq", "--filter", &format!("label={TEST_LABEL}={}", self.run)])
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .map(String::from)
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        if !ids.is_empty() {
+            let _ = Command::new("docker").arg("rm").arg("-f").args(&ids).output();
+        }
+        let _ = Command::new("docker").args(["network", "rm", &self.network]).output();
+    }
+}

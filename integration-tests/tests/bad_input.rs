@@ -1,0 +1,304 @@
+//! Bad input gets the right gRPC code and a message a person can act on,
+//! and the masters keep serving afterwards.
+
+use std::io::Write;
+
+use anyhow::Result;
+use bosun_integration_tests::{config_map, ctl, MasterCluster};
+use bosun_proto::api::{self, CreateRequest, GetRequest, Object, ObjectMeta, UpdateRequest, WatchRequest};
+use futures::StreamExt;
+use tonic::Code;
+
+const DEPLOYMENT: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+        - name: web
+          image: busybox:1.36
+          imagePullPolicy: IfNotPresent
+          resources:
+            limits: {memory: 128Mi}
+";
+
+fn manifest_file(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
+    let path = dir.path().join(name);
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    path.display().to_string()
+}
+
+#[tokio::test]
+async fn bad_manifests_are_refused_with_file_document_and_field() -> Result<()> {
+    let cluster = MasterCluster::start(1, &[]).await?;
+    let servers = cluster.addrs();
+    let dir = tempfile::tempdir()?;
+    let cases = [
+        (
+            "malformed.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a\n".to_string(),
+            "document 1: not valid YAML or JSON",
+        ),
+        (
+            "unknown.yaml",
+            format!(
+                "apiVersion: v1\nkind: Namespace\nmetadata: {{name: shop}}\n---\n{}",
+                DEPLOYMENT.replace("imagePullPolicy", "imagePullPolcy")
+            ),
+            "document 2: spec.template.spec.containers[0].imagePullPolcy: unknown field",
+        ),
+        (
+            "type.yaml",
+            DEPLOYMENT.replace("replicas: 2", "replicas: two"),
+            "document 1: spec.replicas: expected an integer, got the string \"two\"",
+        ),
+        (
+            "quantity.yaml",
+            DEPLOYMENT.replace("128Mi", "128Mx"),
+            "document 1: spec.template.spec.containers[0].resources.limits.memory: \"128Mx\" is not a valid quantity",
+        ),
+    ];
+    for (file, text, expected) in cases {
+        let path = manifest_file(&dir, file, &text);
+        let out = ctl(&servers, &["create", "-f", &path], "").await;
+        let error = out.error.unwrap_or_default();
+        assert!(error.contains(&format!("{path}: {expected}")), "{file}: {error}");
+    }
+    // Nothing from a file with a bad document was created.
+    let out = ctl(&servers, &["get", "ns", "shop"], "").await;
+    assert!(out.error.is_some(), "{out:?}");
+    // The masters keep serving.
+    let path = manifest_file(&dir, "good.yaml", DEPLOYMENT);
+    let out = ctl(&servers, &["create", "-f", &path], "").await;
+    assert_eq!(out.stdout, "deployment.apps/web created\n", "{out:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn api_errors_carry_the_right_code_and_a_clear_message() -> Result<()> {
+    let cluster = MasterCluster::start(3, &["--watch-history", "5"]).await?;
+    let leader = cluster.leader().await?;
+    let follower = cluster.others(leader)[0];
+    let mut api = cluster.objects(follower).await?;
+    let create = |object: Object| CreateRequest { object: Some(object) };
+
+    let err = api.create(create(config_map("default", "", ""))).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("metadata.name: is required"),
+        "{}",
+        err.message()
+    );
+
+    let err = api
+        .create(create(config_map("default", "Bad_Name", "")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("is not a valid DNS-1123 subdomain"),
+        "{}",
+        err.message()
+    );
+
+    let pod: Object = api::Pod {
+        metadata: Some(ObjectMeta {
+            name: "p".into(),
+            ..Default::default()
+        }),
+        spec: Some(api::PodSpec {
+            containers: vec![api::Container {
+                name: "c".into(),
+                image: "busybox".into(),
+                resources: Some(api::ResourceRequirements {
+                    requests: [("cpu".to_string(), api::Quantity { value: "lots".into() })].into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .into();
+    let err = api.create(create(pod)).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message()
+            .contains("spec.containers[0].resources.requests.cpu: \"lots\" is not a valid quantity"),
+        "{}",
+        err.message()
+    );
+
+    let created = api
+        .create(create(config_map("default", "once", "")))
+        .await?
+        .into_inner();
+    let err = api.create(create(config_map("default", "once", ""))).await.unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists);
+    assert_eq!(
+        err.message(),
+        "configmaps \"once\" in namespace \"default\" already exists"
+    );
+
+    let mut stale = config_map("default", "once", "");
+    stale.metadata_mut().unwrap().resource_version = created.resource_version() + 1000;
+    let err = api.update(UpdateRequest { object: Some(stale) }).await.unwrap_err();
+    assert_eq!(err.code(), Code::Aborted);
+    let expected = format!(
+        "you sent resourceVersion {} but it is now {}",
+        created.resource_version() + 1000,
+        created.resource_version()
+    );
+    assert!(err.message().contains(&expected), "{}", err.message());
+
+    let err = api.create(create(config_map("nope", "x", ""))).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    assert!(
+        err.message().starts_with("namespace \"nope\" not found"),
+        "{}",
+        err.message()
+    );
+
+    let get = |kind: &str, name: &str| GetRequest {
+        kind: kind.into(),
+        namespace: String::new(),
+        name: name.into(),
+        allow_stale: false,
+    };
+    let err = api.get(get("ConfigMap", "missing")).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let err = api.get(get("Widget", "x")).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().starts_with("unknown kind \"Widget\""),
+        "{}",
+        err.message()
+    );
+
+    let err = api
+        .create(CreateRequest {
+            object: Some(Object::default()),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+
+    // More writes than the kept history: an old revision has expired.
+    for i in 0..10 {
+        api.create(create(config_map("default", &format!("h{i}"), ""))).await?;
+    }
+    let request = WatchRequest {
+        kind: "ConfigMap".into(),
+        since_revision: created.resource_version(),
+        ..Default::default()
+    };
+    let err = api.watch(request).await.unwrap_err();
+    assert_eq!(err.code(), Code::OutOfRange);
+    assert!(err.message().contains("list again"), "{}", err.message());
+
+    // Every master still serves reads and writes.
+    for index in 0..3 {
+        let mut api = cluster.objects(index).await?;
+        api.create(create(config_map("default", &format!("after-{index}"), "")))
+            .await?;
+        let mut watch = api
+            .watch(WatchRequest {
+                kind: "ConfigMap".into(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        api.create(create(config_map("default", &format!("watched-{index}"), "")))
+            .await?;
+        let event = tokio::time::timeout(std::time::Duration::from_secs(10), watch.next())
+            .await?
+            .unwrap()?;
+        assert_eq!(event.object.unwrap().name(), format!("watched-{index}"));
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn update_statuses_answers_each_object_on_its_own() -> Result<()> {
+    let cluster = MasterCluster::start(1, &[]).await?;
+    let mut api = cluster.objects(0).await?;
+    let created = api
+        .create(CreateRequest {
+            object: Some(config_map("default", "here", "v")),
+        })
+        .await?
+        .into_inner();
+    let with_status = |name: &str| -> Object {
+        api::Pod {
+            metadata: Some(ObjectMeta {
+                name: name.into(),
+                ..Default::default()
+            }),
+            status: Some(api::PodStatus {
+                phase: "Running".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+        .into()
+    };
+    let pod: Object = api::Pod {
+        metadata: Some(ObjectMeta {
+            name: "web".into(),
+            ..Default::default()
+        }),
+        spec: Some(api::PodSpec {
+            containers: vec![api::Container {
+                name: "c".into(),
+                image: "busybox".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .into();
+    api.create(CreateRequest { object: Some(pod) }).await?;
+    let mut stale = created.clone();
+    stale.metadata_mut().unwrap().resource_version = 1;
+
+    let results = api
+        .update_statuses(api::UpdateStatusesRequest {
+            objects: vec![with_status("web"), with_status("missing"), Object::default(), stale],
+        })
+        .await?
+        .into_inner()
+        .results;
+    let codes: Vec<Code> = results.iter().map(|r| Code::from_i32(r.code)).collect();
+    assert_eq!(
+        codes,
+        [Code::Ok, Code::NotFound, Code::InvalidArgument, Code::Aborted],
+        "{results:?}"
+    );
+    let stored = api::Pod::try_from(results[0].object.clone().unwrap())?;
+    assert_eq!(stored.status.unwrap().phase, "Running");
+    assert_eq!(
+        results[1].message, "pods \"missing\" in namespace \"default\" not found",
+        "{results:?}"
+    );
+    assert!(results[2].message.contains("object is empty"), "{results:?}");
+
+    let too_many = api::UpdateStatusesRequest {
+        objects: vec![with_status("web"); 1001],
+    };
+    let err = api.update_statuses(too_many).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("at most 1000"), "{}", err.message());
+    Ok(())
+}

@@ -1,0 +1,265 @@
+//! ctl against a real three-master cluster: the commands users run, their
+//! output, failover between masters, and the binary's exit codes.
+
+use std::process::Command;
+
+use std::time::Duration;
+
+use anyhow::{ensure, Result};
+use bosun_integration_tests::{bin_dir, ctl, wait_until, MasterCluster};
+use bosun_proto::api::{GetRequest, UpdateRequest};
+
+const MANIFESTS: &str = "apiVersion: v1
+kind: Namespace
+metadata:
+  name: shop
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  namespace: shop
+  labels: {app: web, tier: front}
+data:
+  color: blue
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: db
+  namespace: shop
+  labels: {app: db}
+stringData:
+  password: hunter2
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: shop
+spec:
+  selector: {app: web}
+  ports:
+    - port: 80
+      targetPort: 8080
+";
+
+#[tokio::test]
+async fn create_get_apply_describe_and_delete_work_like_kubectl() -> Result<()> {
+    let cluster = MasterCluster::start(3, &[]).await?;
+    let servers = cluster.addrs();
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("all.yaml"), MANIFESTS)?;
+    std::fs::write(dir.path().join("notes.txt"), "not a manifest")?;
+    let dir_arg = dir.path().display().to_string();
+
+    let out = ctl(&servers, &["create", "-f", &dir_arg], "").await;
+    assert!(out.ok(), "{out:?}");
+    assert_eq!(
+        out.stdout,
+        "namespace/shop created\nconfigmap/settings created\nsecret/db created\nservice/web created\n"
+    );
+
+    let out = ctl(&servers, &["get", "cm", "-n", "shop"], "").await;
+    assert!(
+        out.stdout.starts_with("NAME       DATA   AGE\nsettings   1      "),
+        "{out:?}"
+    );
+    let out = ctl(
+        &servers,
+        &["get", "cm,secrets", "-A", "-l", "app in (web,db)", "-o", "name"],
+        "",
+    )
+    .await;
+    assert_eq!(out.stdout, "configmap/settings\nsecret/db\n", "{out:?}");
+    let out = ctl(&servers, &["get", "svc", "web", "-n", "shop", "-o", "wide"], "").await;
+    assert!(
+        out.stdout.contains("ClusterIP") && out.stdout.contains("80/TCP") && out.stdout.contains("app=web"),
+        "{out:?}"
+    );
+    let out = ctl(&servers, &["get", "secret/db", "-n", "shop", "-o", "json"], "").await;
+    let secret: serde_json::Value = serde_json::from_str(&out.stdout)?;
+    assert_eq!(
+        secret["data"]["password"], "aHVudGVyMg==",
+        "stringData is stored as data"
+    );
+    assert_eq!(secret["type"], "Opaque");
+    let out = ctl(&servers, &["get", "pods"], "").await;
+    assert_eq!(out.stderr, "No resources found in default namespace.\n");
+
+    // apply: unchanged, then configured, with a label set by someone else kept.
+    let out = ctl(&servers, &["apply", "-f", "-"], MANIFESTS).await;
+    assert!(out.ok(), "{out:?}");
+    let out = ctl(&servers, &["apply", "-f", "-"], MANIFESTS).await;
+    assert!(out.stdout.contains("configmap/settings unchanged"), "{out:?}");
+    // Someone else (a controller, another tool) labels the object.
+    let mut api = cluster.objects(0).await?;
+    let request = GetRequest {
+        kind: "cm".into(),
+        namespace: "shop".into(),
+        name: "settings".into(),
+        allow_stale: false,
+    };
+    let mut labelled = api.get(request).await?.into_inner();
+    labelled
+        .metadata_mut()
+        .unwrap()
+        .labels
+        .insert("owner".into(), "ops".into());
+    api.update(UpdateRequest { object: Some(labelled) }).await?;
+    let out = ctl(
+        &servers,
+        &["apply", "-f", "-"],
+        &MANIFESTS.replace("color: blue", "color: red"),
+    )
+    .await;
+    assert!(out.stdout.contains("configmap/settings configured"), "{out:?}");
+    let out = ctl(
+        &servers,
+        &["get", "cm", "-n", "shop", "-l", "owner=ops", "-o", "yaml"],
+        "",
+    )
+    .await;
+    assert!(
+        out.stdout.contains("color: red") && out.stdout.contains("owner: ops"),
+        "{out:?}"
+    );
+
+    // A label removed from the manifest is removed; the foreign one stays.
+    let without_tier = MANIFESTS
+        .replace(", tier: front", "")
+        .replace("color: blue", "color: red");
+    let out = ctl(&servers, &["apply", "-f", "-"], &without_tier).await;
+    assert!(out.stdout.contains("configmap/settings configured"), "{out:?}");
+    let out = ctl(
+        &servers,
+        &["get", "cm", "-n", "shop", "-l", "owner=ops,!tier", "-o", "name"],
+        "",
+    )
+    .await;
+    assert_eq!(out.stdout, "configmap/settings\n", "{out:?}");
+
+    let out = ctl(&servers, &["describe", "cm", "settings", "-n", "shop"], "").await;
+    assert!(out.stdout.contains("Name:         settings"), "{out:?}");
+    assert!(out.stdout.contains("Labels:       app=web"), "{out:?}");
+    assert!(out.stdout.contains("Data:\n  color: red"), "{out:?}");
+
+    let out = ctl(&servers, &["delete", "secret", "db", "-n", "shop"], "").await;
+    assert_eq!(out.stdout, "secret \"db\" deleted\n");
+    let out = ctl(&servers, &["delete", "secret", "db", "-n", "shop"], "").await;
+    assert_eq!(out.error.as_deref(), Some("error: 1 of 1 objects failed (see above)"));
+    assert!(
+        out.stderr
+            .starts_with("Error from server (NotFound): secrets \"db\" in namespace \"shop\" not found"),
+        "{out:?}"
+    );
+
+    // Deleting the namespace deletes what is in it.
+    let out = ctl(&servers, &["delete", "ns", "shop"], "").await;
+    assert_eq!(out.stdout, "namespace \"shop\" deleted\n", "{out:?}");
+    let out = ctl(&servers, &["get", "cm,svc", "-A", "-o", "name"], "").await;
+    assert_eq!(out.stdout, "", "{out:?}");
+    let out = ctl(
+        &servers,
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: shop}\n",
+    )
+    .await;
+    assert!(out.stderr.contains("namespace \"shop\" not found"), "{out:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn ctl_fails_over_to_the_next_master_and_reports_the_cluster() -> Result<()> {
+    let mut cluster = MasterCluster::start(3, &[]).await?;
+    let leader = cluster.leader().await?;
+    let dead = cluster.masters[leader].addr.clone();
+    cluster.kill(leader);
+    let mut servers = vec![dead.clone()];
+    servers.extend(cluster.addrs());
+
+    let out = ctl(
+        &servers,
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: failover}\n",
+    )
+    .await;
+    assert_eq!(out.stdout, "configmap/failover created\n", "{out:?}");
+
+    let out = ctl(&servers, &["cluster", "status", "-o", "json"], "").await;
+    let status: serde_json::Value = serde_json::from_str(&out.stdout)?;
+    let members = status["members"].as_array().unwrap();
+    assert_eq!(members.len(), 3);
+    let unreachable: Vec<_> = members.iter().filter(|m| m["role"] == "unreachable").collect();
+    assert_eq!(unreachable.len(), 1, "{status}");
+    assert_eq!(unreachable[0]["address"], dead.as_str());
+    assert!(status["leader"].as_u64().is_some(), "{status}");
+    let out = ctl(&servers, &["cluster", "status"], "").await;
+    assert!(out.stdout.starts_with("ID   ADDRESS"), "{out:?}");
+    assert!(out.stdout.contains("\nLeader: "), "{out:?}");
+    Ok(())
+}
+
+#[test]
+fn the_ctl_binary_exits_non_zero_with_an_actionable_message() {
+    let output = Command::new(bin_dir().join("ctl"))
+        .args(["--server", "127.0.0.1:1", "get", "pods"])
+        .output()
+        .expect("run ctl");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with("error: cannot reach any master (127.0.0.1:1: "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--server HOST:PORT or BOSUN_SERVER"), "{stderr}");
+
+    let output = Command::new(bin_dir().join("ctl"))
+        .args(["get", "widgets"])
+        .output()
+        .expect("run ctl");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).starts_with("error: unknown kind \"widgets\""));
+}
+
+const EVENTS: &str = "apiVersion: v1
+kind: Event
+metadata:
+  name: web.old
+involvedObject: {kind: Pod, namespace: default, name: web}
+reason: Started
+message: long ago
+firstTimestamp: \"2020-01-01T00:00:00Z\"
+lastTimestamp: \"2020-01-01T00:05:00Z\"
+---
+apiVersion: v1
+kind: Event
+metadata:
+  name: web.new
+involvedObject: {kind: Pod, namespace: default, name: web}
+reason: Started
+message: just now
+";
+
+#[tokio::test]
+async fn events_older_than_the_ttl_are_deleted_and_newer_ones_kept() -> Result<()> {
+    let cluster = MasterCluster::start(1, &["--event-ttl-seconds", "10"]).await?;
+    let servers = cluster.addrs();
+    let out = ctl(&servers, &["create", "-f", "-"], EVENTS).await;
+    assert!(out.ok(), "{out:?}");
+    assert_eq!(out.stdout, "event/web.old created\nevent/web.new created\n");
+    // The TTL counts from lastTimestamp (else firstTimestamp, else
+    // creation): the 2020 event goes at the leader's next sweep (every
+    // quarter TTL), the unstamped one lives 10 s from its creation.
+    let names = wait_until(Duration::from_secs(15), "the old event to expire", || {
+        let servers = servers.clone();
+        async move {
+            let out = ctl(&servers, &["get", "events", "-o", "name"], "").await;
+            ensure!(out.ok(), "{out:?}");
+            Ok((!out.stdout.contains("event/web.old")).then_some(out.stdout))
+        }
+    })
+    .await?;
+    assert_eq!(names, "event/web.new\n");
+    Ok(())
+}

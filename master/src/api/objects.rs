@@ -1,0 +1,321 @@
+//! `bosun.v1.Objects`: create, get, list, update, delete and watch any
+//! kind of object.
+
+use std::sync::Arc;
+
+use bosun_proto::api::objects_server::Objects;
+use bosun_proto::api::{
+    CreateRequest, DeleteRequest, DeleteResponse, GetRequest, ListRequest, ListResponse, Object, UpdateRequest,
+    UpdateStatusResult, UpdateStatusesRequest, UpdateStatusesResponse, WatchEvent, WatchRequest,
+};
+use bosun_proto::fields::FieldSelector;
+use bosun_proto::internal::{command, Command, CreateOp, DeleteOp, UpdateOp};
+use bosun_proto::selector::Selector;
+use bosun_proto::Kind;
+use futures::future::join_all;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Code, Request, Response, Status};
+
+use super::{command_outcome, replica_status};
+use crate::admission::{now_seconds, prepare, prepare_status, stamp_new};
+use crate::replica::Replica;
+use crate::store::{describe, watch_event, Delivery, Filter, Propagation, Store};
+
+/// Events a watch may have queued for a slow client before it waits.
+const WATCH_BUFFER: usize = 256;
+/// Events read from the history at a time by one watch.
+const WATCH_BATCH: usize = 512;
+/// Most objects in one UpdateStatuses call.
+pub const MAX_STATUSES: usize = 1000;
+
+pub struct ObjectsService {
+    replica: Arc<Replica>,
+    shutdown: CancellationToken,
+}
+
+impl ObjectsService {
+    pub fn new(replica: Arc<Replica>, shutdown: CancellationToken) -> ObjectsService {
+        ObjectsService { replica, shutdown }
+    }
+
+    async fn barrier(&self, allow_stale: bool) -> Result<(), Status> {
+        if allow_stale {
+            return Ok(());
+        }
+        self.replica.read_barrier().await.map_err(replica_status)
+    }
+
+    /// `UpdateStatus` of one object.
+    async fn write_status(&self, object: Option<Object>) -> Result<Object, Status> {
+        let object = prepare_status(object)?;
+        let (object, _) = self
+            .propose(command::Op::UpdateStatus(UpdateOp { object: Some(object) }))
+            .await?;
+        Ok(object)
+    }
+
+    async fn propose(&self, op: command::Op) -> Result<(Object, bool), Status> {
+        let command = Command {
+            time: Some(now_seconds()),
+            op: Some(op),
+        };
+        let result = self.replica.propose(command).await.map_err(replica_status)?;
+        command_outcome(result)
+    }
+}
+
+fn parse_kind(kind: &str) -> Result<Kind, Status> {
+    if kind.is_empty() {
+        return Err(Status::invalid_argument(
+            "kind is required, for example \"Pod\" or \"deploy\"",
+        ));
+    }
+    Kind::parse(kind).map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
+/// The namespace a request addresses: "default" when unset for namespaced
+/// kinds, always "" for cluster-scoped ones.
+fn namespace_for(kind: Kind, namespace: &str) -> String {
+    match (kind.namespaced(), namespace.is_empty()) {
+        (true, true) => "default".to_string(),
+        (true, false) => namespace.to_string(),
+        (false, _) => String::new(),
+    }
+}
+
+fn parse_selector(selector: &str) -> Result<Selector, Status> {
+    Selector::parse(selector).map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
+fn parse_fields(selector: &str) -> Result<FieldSelector, Status> {
+    FieldSelector::parse(selector).map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
+fn expired_status(requested: u64, oldest: u64) -> Status {
+    Status::out_of_range(format!(
+        "revision {requested} is too old: changes before {oldest} are no longer kept; list again and watch from the list's revision"
+    ))
+}
+
+#[tonic::async_trait]
+impl Objects for ObjectsService {
+    async fn create(&self, request: Request<CreateRequest>) -> Result<Response<Object>, Status> {
+        let mut object = prepare(request.into_inner().object)?;
+        stamp_new(&mut object);
+        let (object, _) = self
+            .propose(command::Op::Create(CreateOp { object: Some(object) }))
+            .await?;
+        Ok(Response::new(object))
+    }
+
+    async fn get(&self, request: Request<GetRequest>) -> Result<Response<Object>, Status> {
+        let request = request.into_inner();
+        let kind = parse_kind(&request.kind)?;
+        let namespace = namespace_for(kind, &request.namespace);
+        self.barrier(request.allow_stale).await?;
+        let state = self.replica.store.read();
+        match state.objects.get(kind, &namespace, &request.name) {
+            Some(object) => Ok(Response::new((**object).clone())),
+            None => Err(Status::not_found(format!(
+                "{} not found",
+                describe(kind, &namespace, &request.name)
+            ))),
+        }
+    }
+
+    async fn list(&self, request: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
+        let request = request.into_inner();
+        let kind = parse_kind(&request.kind)?;
+        let namespace = (kind.namespaced() && !request.namespace.is_empty()).then_some(request.namespace.as_str());
+        let filter = Filter {
+            kind: Some(kind),
+            namespace: None,
+            selector: parse_selector(&request.label_selector)?,
+            fields: parse_fields(&request.field_selector)?,
+        };
+        self.barrier(request.allow_stale).await?;
+        let state = self.replica.store.read();
+        let items = state
+            .objects
+            .list(kind, namespace)
+            .filter(|o| filter.matches(o))
+            .map(|o| (**o).clone())
+            .collect();
+        Ok(Response::new(ListResponse {
+            items,
+            revision: state.revision(),
+        }))
+    }
+
+    async fn update(&self, request: Request<UpdateRequest>) -> Result<Response<Object>, Status> {
+        let object = prepare(request.into_inner().object)?;
+        let (object, _) = self
+            .propose(command::Op::Update(UpdateOp { object: Some(object) }))
+            .await?;
+        Ok(Response::new(object))
+    }
+
+    async fn update_status(&self, request: Request<UpdateRequest>) -> Result<Response<Object>, Status> {
+        self.write_status(request.into_inner().object).await.map(Response::new)
+    }
+
+    async fn update_statuses(
+        &self,
+        request: Request<UpdateStatusesRequest>,
+    ) -> Result<Response<UpdateStatusesResponse>, Status> {
+        let objects = request.into_inner().objects;
+        if objects.len() > MAX_STATUSES {
+            return Err(Status::invalid_argument(format!(
+                "{} objects in one UpdateStatuses call; at most {MAX_STATUSES}",
+                objects.len()
+            )));
+        }
+        // Proposed concurrently, so the proposer packs them into few
+        // Raft entries.
+        let updates = objects.into_iter().map(|object| self.write_status(Some(object)));
+        let results = join_all(updates)
+            .await
+            .into_iter()
+            .map(|result| match result {
+                Ok(object) => UpdateStatusResult {
+                    object: Some(object),
+                    code: Code::Ok as i32,
+                    message: String::new(),
+                },
+                Err(status) => UpdateStatusResult {
+                    object: None,
+                    code: status.code() as i32,
+                    message: status.message().to_string(),
+                },
+            })
+            .collect();
+        Ok(Response::new(UpdateStatusesResponse { results }))
+    }
+
+    async fn delete(&self, request: Request<DeleteRequest>) -> Result<Response<DeleteResponse>, Status> {
+        let request = request.into_inner();
+        let kind = parse_kind(&request.kind)?;
+        if request.name.is_empty() {
+            return Err(Status::invalid_argument("name is required"));
+        }
+        let op = DeleteOp {
+            kind: kind.name().to_string(),
+            namespace: namespace_for(kind, &request.namespace),
+            name: request.name,
+            resource_version: request.resource_version,
+            grace_period_seconds: request.grace_period_seconds,
+            propagation_policy: request.propagation_policy,
+        };
+        if Propagation::from_request(&op.propagation_policy).is_none() {
+            return Err(Status::invalid_argument(format!(
+                "propagation_policy {:?} is not one of Background, Foreground, Orphan",
+                op.propagation_policy
+            )));
+        }
+        if op.grace_period_seconds.is_some_and(|g| g < 0) {
+            return Err(Status::invalid_argument("grace_period_seconds must be 0 or more"));
+        }
+        let (object, deleted) = self.propose(command::Op::Delete(op)).await?;
+        Ok(Response::new(DeleteResponse {
+            object: Some(object),
+            deleted,
+        }))
+    }
+
+    type WatchStream = ReceiverStream<Result<WatchEvent, Status>>;
+
+    async fn watch(&self, request: Request<WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+        let request = request.into_inner();
+        let kind = if request.kind.is_empty() {
+            None
+        } else {
+            Some(parse_kind(&request.kind)?)
+        };
+        let filter = Filter {
+            kind,
+            namespace: (!request.namespace.is_empty()).then_some(request.namespace),
+            selector: parse_selector(&request.label_selector)?,
+            fields: parse_fields(&request.field_selector)?,
+        };
+        if request.since_revision == 0 {
+            // "From now" means after every write acknowledged so far, even
+            // on a follower that has not applied them yet.
+            self.barrier(false).await?;
+        }
+        let store = self.replica.store.clone();
+        let since = {
+            let history = store.history();
+            let since = if request.since_revision == 0 {
+                history.revision()
+            } else {
+                request.since_revision
+            };
+            if since < history.compacted() {
+                return Err(expired_status(since, history.compacted()));
+            }
+            since
+        };
+        let (tx, rx) = mpsc::channel(WATCH_BUFFER);
+        tokio::spawn(stream_events(store, filter, since, tx, self.shutdown.clone()));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+/// Sends every matching event after `since` until the client goes away,
+/// the master shuts down, or the client falls behind the kept history:
+/// from the history while behind, live once caught up (see
+/// [`crate::store::Watchers`]).
+async fn stream_events(
+    store: Arc<Store>,
+    filter: Filter,
+    mut since: u64,
+    tx: mpsc::Sender<Delivery>,
+    shutdown: CancellationToken,
+) {
+    let filter = Arc::new(filter);
+    loop {
+        let batch = store.history().since(since, WATCH_BATCH);
+        let (events, seen) = match batch {
+            Ok(batch) => batch,
+            Err(expired) => {
+                let _ = tx.send(Err(expired_status(expired.requested, expired.oldest))).await;
+                return;
+            }
+        };
+        let full = events.len() >= WATCH_BATCH;
+        for event in events.iter().filter(|e| filter.matches(&e.object)) {
+            if tx.send(Ok(watch_event(event))).await.is_err() {
+                return;
+            }
+        }
+        since = seen;
+        if full {
+            continue;
+        }
+        let Some(mut live) = store.watch_live(since, filter.clone(), tx.clone()) else {
+            // Changes arrived meanwhile: read them from the history.
+            continue;
+        };
+        tokio::select! {
+            resume = &mut live.fallen_behind => match resume {
+                Ok(revision) => since = revision,
+                Err(_) => return,
+            },
+            () = tx.closed() => return,
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bosun_proto::api::EventType;
+
+    #[test]
+    fn event_type_numbers_match_the_proto() {
+        assert_eq!(EventType::Added as i32, 1);
+        assert_eq!(EventType::Deleted as i32, 3);
+    }
+}

@@ -1,0 +1,601 @@
+//! Every object of the cluster, in memory, and the deterministic rules for
+//! applying a committed [`Command`] to them.
+//!
+//! `apply` runs on every master for every committed entry, so it may depend
+//! only on the command and the current objects: uids, names and timestamps
+//! are decided before the command is proposed. Business refusals (not found,
+//! already exists, stale resourceVersion) are results, never errors: an
+//! error here would stop Raft.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
+use std::sync::Arc;
+
+use bosun_proto::api::object::Resource;
+use bosun_proto::api::{EventType, Object, Pod};
+use bosun_proto::internal::{command::Op, command_result, rejection, Command, CommandResult, DeleteOp, Rejection};
+use bosun_proto::resources::{self, Usage};
+use bosun_proto::Kind;
+
+/// Namespaces that always exist and may not be deleted.
+pub const BUILT_IN_NAMESPACES: [&str; 2] = ["default", "bosun-system"];
+
+/// One change to one object, as watchers see it.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub event_type: EventType,
+    pub object: Arc<Object>,
+}
+
+/// The result of applying one command: what the client is told, and what
+/// changed.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub result: CommandResult,
+    pub changes: Vec<Change>,
+}
+
+/// `(namespace, name)`; the namespace is empty for cluster-scoped kinds.
+type Key = (String, String);
+
+/// All objects, one ordered map per kind.
+#[derive(Debug, Default, Clone)]
+pub struct Objects {
+    by_kind: [BTreeMap<Key, Arc<Object>>; Kind::ALL.len()],
+    /// What the pods bound to each node request (running or pending, not
+    /// finished), kept in step with every pod change; the bind check reads
+    /// it.
+    allocated: HashMap<String, Usage>,
+    /// Who controls what, kept in step with every change: the controllers
+    /// read a controller's objects without scanning its namespace.
+    control: Control,
+}
+
+/// The objects naming each uid as their controller (an owner reference
+/// with `controller: true`), and the pods and ReplicaSets naming none,
+/// which a controller may adopt.
+#[derive(Debug, Default, Clone)]
+struct Control {
+    by_controller: HashMap<String, BTreeSet<(Kind, Key)>>,
+    uncontrolled: BTreeSet<(Kind, Key)>,
+}
+
+/// Kinds whose objects without a controller are indexed, for adoption.
+const ADOPTABLE: [Kind; 2] = [Kind::Pod, Kind::ReplicaSet];
+
+impl Control {
+    fn update(&mut self, kind: Kind, key: &Key, old: Option<&Object>, new: Option<&Object>) {
+        fn controller(object: &Object) -> Option<&str> {
+            object
+                .metadata()
+                .and_then(bosun_proto::workload::controller_of)
+                .map(|r| r.uid.as_str())
+        }
+        let (before, after) = (old.map(controller), new.map(controller));
+        if before == after {
+            // Most changes (statuses, bindings) leave the controller alone.
+            return;
+        }
+        match before {
+            Some(Some(uid)) => {
+                if let Some(set) = self.by_controller.get_mut(uid) {
+                    set.remove(&(kind, key.clone()));
+                    if set.is_empty() {
+                        self.by_controller.remove(uid);
+                    }
+                }
+            }
+            Some(None) => {
+                self.uncontrolled.remove(&(kind, key.clone()));
+            }
+            None => {}
+        }
+        match after {
+            Some(Some(uid)) => {
+                self.by_controller
+                    .entry(uid.to_string())
+                    .or_default()
+                    .insert((kind, key.clone()));
+            }
+            Some(None) if ADOPTABLE.contains(&kind) => {
+                self.uncontrolled.insert((kind, key.clone()));
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Objects {
+    pub fn get(&self, kind: Kind, namespace: &str, name: &str) -> Option<&Arc<Object>> {
+        self.by_kind[kind.index()].get(&(namespace.to_string(), name.to_string()))
+    }
+
+    /// Objects of `kind`, in one namespace or (with `None`) in all, ordered
+    /// by namespace and name.
+    pub fn list<'a>(&'a self, kind: Kind, namespace: Option<&str>) -> Box<dyn Iterator<Item = &'a Arc<Object>> + 'a> {
+        let map = &self.by_kind[kind.index()];
+        match namespace {
+            None => Box::new(map.values()),
+            Some(ns) => {
+                let start = (ns.to_string(), String::new());
+                // Namespaces never contain '\0', so this bounds exactly `ns`.
+                let end = (format!("{ns}\0"), String::new());
+                Box::new(
+                    map.range((Bound::Included(start), Bound::Excluded(end)))
+                        .map(|(_, v)| v),
+                )
+            }
+        }
+    }
+
+    /// The objects of `kind` whose controller is the object with `uid`.
+    pub fn controlled_by<'a>(&'a self, uid: &str, kind: Kind) -> impl Iterator<Item = &'a Arc<Object>> + 'a {
+        self.control
+            .by_controller
+            .get(uid)
+            .into_iter()
+            .flatten()
+            .filter(move |(k, _)| *k == kind)
+            .filter_map(move |(k, key)| self.by_kind[k.index()].get(key))
+    }
+
+    /// The pods or ReplicaSets of `namespace` that have no controller.
+    pub fn uncontrolled<'a>(&'a self, kind: Kind, namespace: &str) -> impl Iterator<Item = &'a Arc<Object>> + 'a {
+        let start = (kind, (namespace.to_string(), String::new()));
+        // Namespaces never contain '\0', so this bounds exactly `namespace`.
+        let end = (kind, (format!("{namespace}\0"), String::new()));
+        self.control
+            .uncontrolled
+            .range((Bound::Included(start), Bound::Excluded(end)))
+            .filter_map(move |(k, key)| self.by_kind[k.index()].get(key))
+    }
+
+    /// A store holding `objects`, each created by its own command in turn,
+    /// for tests.
+    #[cfg(test)]
+    pub fn of(objects: impl IntoIterator<Item = Object>) -> Objects {
+        let mut store = Objects::default();
+        for (index, object) in objects.into_iter().enumerate() {
+            let command = Command {
+                op: Some(Op::Create(bosun_proto::internal::CreateOp { object: Some(object) })),
+                ..Default::default()
+            };
+            store.apply(index as u64 + 1, &command);
+        }
+        store
+    }
+
+    /// Every object of every kind.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<Object>> {
+        self.by_kind.iter().flat_map(|m| m.values())
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_kind.iter().map(BTreeMap::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Inserts (or replaces) an object.
+    pub fn insert(&mut self, object: Arc<Object>) {
+        if let Some(kind) = object.kind() {
+            let key = (object.namespace().to_string(), object.name().to_string());
+            let old = self.by_kind[kind.index()].insert(key.clone(), object.clone());
+            if kind == Kind::Pod {
+                self.account(old.as_deref(), Some(&object));
+            }
+            self.control.update(kind, &key, old.as_deref(), Some(&object));
+        }
+    }
+
+    pub(super) fn remove(&mut self, kind: Kind, namespace: &str, name: &str) -> Option<Arc<Object>> {
+        let key = (namespace.to_string(), name.to_string());
+        let old = self.by_kind[kind.index()].remove(&key);
+        if kind == Kind::Pod {
+            self.account(old.as_deref(), None);
+        }
+        self.control.update(kind, &key, old.as_deref(), None);
+        old
+    }
+
+    /// What the pods bound to `node` request.
+    pub fn allocated(&self, node: &str) -> Usage {
+        self.allocated.get(node).copied().unwrap_or_default()
+    }
+
+    /// Moves a pod's requests from its old node to its new one.
+    fn account(&mut self, old: Option<&Object>, new: Option<&Object>) {
+        if let Some((node, usage)) = old.and_then(holding) {
+            let entry = self.allocated.entry(node).or_default();
+            *entry -= usage;
+        }
+        if let Some((node, usage)) = new.and_then(holding) {
+            *self.allocated.entry(node).or_default() += usage;
+        }
+    }
+
+    fn namespace_exists(&self, namespace: &str) -> bool {
+        BUILT_IN_NAMESPACES.contains(&namespace)
+            || self
+                .get(Kind::Namespace, "", namespace)
+                .is_some_and(|ns| ns.metadata().is_some_and(|m| m.deletion_timestamp.is_none()))
+    }
+
+    /// Applies a committed command at `revision` (its log index).
+    pub fn apply(&mut self, revision: u64, command: &Command) -> Applied {
+        let time = command.time;
+        match &command.op {
+            Some(Op::Create(op)) => self.create(revision, op.object.as_ref()),
+            Some(Op::Update(op)) => self.update(revision, op.object.as_ref(), false),
+            Some(Op::UpdateStatus(op)) => self.update(revision, op.object.as_ref(), true),
+            Some(Op::Delete(op)) => match bosun_proto::Kind::parse(&op.kind) {
+                Ok(kind) => self.delete(revision, kind, op, time),
+                Err(e) => rejected(rejection::Code::Invalid, e.to_string()),
+            },
+            Some(Op::Bind(op)) => self.bind(revision, op),
+            Some(Op::Batch(batch)) => {
+                let mut applied = Applied::default();
+                for command in &batch.commands {
+                    let one = self.apply(revision, command);
+                    applied.result.batch.push(one.result);
+                    applied.changes.extend(one.changes);
+                }
+                applied
+            }
+            None => rejected(rejection::Code::Invalid, "empty command".to_string()),
+        }
+    }
+
+    fn create(&mut self, revision: u64, object: Option<&Object>) -> Applied {
+        let Some((kind, mut object)) = object.and_then(|o| Some((o.kind()?, o.clone()))) else {
+            return rejected(rejection::Code::Invalid, "create of an empty object".to_string());
+        };
+        let (namespace, name) = (object.namespace().to_string(), object.name().to_string());
+        if kind.namespaced() && !self.namespace_exists(&namespace) {
+            return rejected(
+                rejection::Code::NotFound,
+                format!("namespace {namespace:?} not found: create the Namespace first"),
+            );
+        }
+        if self.get(kind, &namespace, &name).is_some() {
+            return rejected(
+                rejection::Code::AlreadyExists,
+                format!("{} already exists", describe(kind, &namespace, &name)),
+            );
+        }
+        if let Some(meta) = object.metadata_mut() {
+            meta.resource_version = revision;
+        }
+        let object = Arc::new(object);
+        self.insert(object.clone());
+        changed(object, EventType::Added)
+    }
+
+    fn update(&mut self, revision: u64, object: Option<&Object>, status_only: bool) -> Applied {
+        let Some((kind, incoming)) = object.and_then(|o| Some((o.kind()?, o))) else {
+            return rejected(rejection::Code::Invalid, "update of an empty object".to_string());
+        };
+        let (namespace, name) = (incoming.namespace(), incoming.name());
+        let Some(current) = self.get(kind, namespace, name).cloned() else {
+            return rejected(
+                rejection::Code::NotFound,
+                format!("{} not found", describe(kind, namespace, name)),
+            );
+        };
+        if let Some(rejection) = precondition(kind, &current, incoming.resource_version()) {
+            return rejection;
+        }
+        let current_meta = current.metadata().cloned().unwrap_or_default();
+        let incoming_uid = incoming.metadata().map_or("", |m| m.uid.as_str());
+        if !incoming_uid.is_empty() && incoming_uid != current_meta.uid {
+            return rejected(
+                rejection::Code::Conflict,
+                format!(
+                    "{} was deleted and created again (uid {} is now {}); get it again and retry",
+                    describe(kind, namespace, name),
+                    incoming_uid,
+                    current_meta.uid
+                ),
+            );
+        }
+        let next = if status_only {
+            let mut next = (*current).clone();
+            next.copy_status_from(incoming);
+            next
+        } else {
+            let mut next = incoming.clone();
+            next.copy_status_from(&current);
+            let meta = next.metadata_mut().expect("object has a resource");
+            meta.uid = current_meta.uid.clone();
+            meta.creation_timestamp = current_meta.creation_timestamp;
+            meta.deletion_timestamp = current_meta.deletion_timestamp;
+            meta.deletion_grace_period_seconds = current_meta.deletion_grace_period_seconds;
+            meta.generate_name = current_meta.generate_name.clone();
+            meta.generation = current_meta.generation;
+            if let (Some(Resource::Pod(next)), Some(Resource::Pod(current))) =
+                (next.resource.as_mut(), current.resource.as_ref())
+            {
+                if let Err(reason) = pod_spec_update(current, next) {
+                    return rejected(
+                        rejection::Code::Invalid,
+                        format!("{} cannot be updated: {reason}", describe(kind, namespace, name)),
+                    );
+                }
+            }
+            if !next.same_spec(&current) {
+                next.metadata_mut().expect("object has a resource").generation += 1;
+            }
+            next
+        };
+        let mut next = next;
+        let meta = next.metadata_mut().expect("object has a resource");
+        meta.resource_version = current_meta.resource_version;
+        if next == *current {
+            // A no-op update changes nothing and wakes no watcher.
+            return Applied {
+                result: object_result(current, false),
+                changes: vec![],
+            };
+        }
+        let meta = next.metadata_mut().expect("object has a resource");
+        meta.resource_version = revision;
+        let finalized = meta.deletion_timestamp.is_some() && meta.finalizers.is_empty();
+        let next = Arc::new(next);
+        if finalized {
+            self.remove(kind, namespace, name);
+            let mut applied = changed(next, EventType::Deleted);
+            applied.result.deleted = true;
+            return applied;
+        }
+        self.insert(next.clone());
+        changed(next, EventType::Modified)
+    }
+
+    fn delete(&mut self, revision: u64, kind: Kind, op: &DeleteOp, time: Option<prost_types::Timestamp>) -> Applied {
+        let (namespace, name, expected) = (op.namespace.as_str(), op.name.as_str(), op.resource_version);
+        let Some(current) = self.get(kind, namespace, name).cloned() else {
+            return rejected(
+                rejection::Code::NotFound,
+                format!("{} not found", describe(kind, namespace, name)),
+            );
+        };
+        if let Some(rejection) = expected.and_then(|rv| precondition(kind, &current, rv)) {
+            return rejection;
+        }
+        if kind == Kind::Namespace && BUILT_IN_NAMESPACES.contains(&name) {
+            return rejected(
+                rejection::Code::Forbidden,
+                format!("namespace {name:?} is built in and may not be deleted"),
+            );
+        }
+        if let Some(grace) = graceful_pod_deletion(&current, op.grace_period_seconds) {
+            return self.mark_pod_terminating(revision, current, grace, time);
+        }
+        let policy = Propagation::parse(&op.propagation_policy);
+        let uid = current.metadata().map(|m| m.uid.clone()).unwrap_or_default();
+        let mut last = (*current).clone();
+        let meta = last.metadata_mut().expect("stored objects have metadata");
+        meta.resource_version = revision;
+        if policy == Propagation::Foreground
+            && !meta.finalizers.iter().any(|f| f == FOREGROUND_FINALIZER)
+            && self.has_dependents(kind, namespace, &uid)
+        {
+            // The garbage collector deletes the dependents, then removes
+            // the finalizer, which removes the object.
+            meta.finalizers.push(FOREGROUND_FINALIZER.to_string());
+        }
+        if kind == Kind::Pod && op.grace_period_seconds == Some(0) {
+            // Tells the pod's agent, through the DELETED event, to kill the
+            // containers at once rather than with the pod's grace period.
+            meta.deletion_grace_period_seconds = Some(0);
+            meta.deletion_timestamp = meta.deletion_timestamp.or(time);
+        }
+        if !meta.finalizers.is_empty() {
+            if meta.deletion_timestamp.is_some() {
+                return Applied {
+                    result: object_result(current, false),
+                    changes: vec![],
+                };
+            }
+            meta.deletion_timestamp = time;
+            let last = Arc::new(last);
+            self.insert(last.clone());
+            return changed(last, EventType::Modified);
+        }
+        let mut changes = Vec::new();
+        if kind == Kind::Namespace {
+            changes.extend(self.delete_namespace_contents(revision, name));
+        }
+        if policy == Propagation::Orphan {
+            changes.extend(self.orphan_dependents(revision, kind, namespace, &uid));
+        }
+        self.remove(kind, namespace, name);
+        let last = Arc::new(last);
+        changes.push(Change {
+            event_type: EventType::Deleted,
+            object: last.clone(),
+        });
+        let mut result = object_result(last, false);
+        result.deleted = true;
+        Applied { result, changes }
+    }
+
+    /// Marks a pod bound to a node as terminating: its agent stops the
+    /// containers within `grace` seconds, then deletes the object with a
+    /// grace of 0. A later deletion may shorten the grace, never lengthen it.
+    fn mark_pod_terminating(
+        &mut self,
+        revision: u64,
+        current: Arc<Object>,
+        grace: i64,
+        time: Option<prost_types::Timestamp>,
+    ) -> Applied {
+        let meta = current.metadata().cloned().unwrap_or_default();
+        if meta.deletion_timestamp.is_some() && meta.deletion_grace_period_seconds.is_some_and(|g| g <= grace) {
+            return Applied {
+                result: object_result(current, false),
+                changes: vec![],
+            };
+        }
+        let mut next = (*current).clone();
+        let meta = next.metadata_mut().expect("stored objects have metadata");
+        meta.resource_version = revision;
+        meta.deletion_grace_period_seconds = Some(grace);
+        if meta.deletion_timestamp.is_none() {
+            meta.deletion_timestamp = time;
+        }
+        let next = Arc::new(next);
+        self.insert(next.clone());
+        changed(next, EventType::Modified)
+    }
+
+    /// Removes every namespaced object in `namespace`.
+    fn delete_namespace_contents(&mut self, revision: u64, namespace: &str) -> Vec<Change> {
+        let mut changes = Vec::new();
+        for kind in Kind::ALL.into_iter().filter(|k| k.namespaced()) {
+            let names: Vec<String> = self.list(kind, Some(namespace)).map(|o| o.name().to_string()).collect();
+            for name in names {
+                if let Some(object) = self.remove(kind, namespace, &name) {
+                    let mut last = (*object).clone();
+                    if let Some(meta) = last.metadata_mut() {
+                        meta.resource_version = revision;
+                    }
+                    changes.push(Change {
+                        event_type: EventType::Deleted,
+                        object: Arc::new(last),
+                    });
+                }
+            }
+        }
+        changes
+    }
+}
+
+/// Kubernetes' rule for updating a pod: its spec is fixed once created,
+/// except the containers' images and added tolerations. The bound node is
+/// kept when the update leaves `nodeName` empty (an applied manifest
+/// usually does) and cannot be changed: only a binding sets it, after the
+/// fit check.
+fn pod_spec_update(current: &Pod, next: &mut Pod) -> Result<(), String> {
+    let current_spec = current.spec.clone().unwrap_or_default();
+    let next_spec = next.spec.get_or_insert_with(Default::default);
+    if next_spec.node_name.is_empty() {
+        next_spec.node_name.clone_from(&current_spec.node_name);
+    }
+    if next_spec.node_name != current_spec.node_name {
+        return Err(format!(
+            "spec.nodeName is {:?} and cannot be changed (delete the pod and create it again)",
+            current_spec.node_name
+        ));
+    }
+    if let Some(removed) = current_spec
+        .tolerations
+        .iter()
+        .find(|t| !next_spec.tolerations.contains(t))
+    {
+        return Err(format!(
+            "tolerations can only be added, and the one for key {:?} was removed or changed",
+            removed.key
+        ));
+    }
+    let mut comparable = next_spec.clone();
+    comparable.tolerations.clone_from(&current_spec.tolerations);
+    if comparable.containers.len() == current_spec.containers.len() {
+        for (container, before) in comparable.containers.iter_mut().zip(&current_spec.containers) {
+            container.image.clone_from(&before.image);
+        }
+    }
+    if comparable != current_spec {
+        return Err(
+            "a pod's spec may not change except spec.containers[*].image and added spec.tolerations (delete the pod and create it again, or use a Deployment)"
+                .to_string(),
+        );
+    }
+    Ok(())
+}
+
+/// The grace period to stop a pod with, when deleting `object` means
+/// stopping a pod on a node first rather than removing the object at once.
+fn graceful_pod_deletion(object: &Object, requested: Option<i64>) -> Option<i64> {
+    let bosun_proto::api::object::Resource::Pod(pod) = object.resource.as_ref()? else {
+        return None;
+    };
+    let spec = pod.spec.as_ref()?;
+    if spec.node_name.is_empty() {
+        return None;
+    }
+    let grace = requested.unwrap_or(spec.termination_grace_period_seconds.unwrap_or(30));
+    (grace > 0).then_some(grace)
+}
+
+/// The node a pod holds resources on and how much, for bound pods that
+/// have not finished.
+fn holding(object: &Object) -> Option<(String, Usage)> {
+    let bosun_proto::api::object::Resource::Pod(pod) = object.resource.as_ref()? else {
+        return None;
+    };
+    let spec = pod.spec.as_ref()?;
+    if spec.node_name.is_empty() || resources::is_terminal(pod) {
+        return None;
+    }
+    Some((spec.node_name.clone(), resources::pod_requests(spec)))
+}
+
+/// Checks a resourceVersion precondition; 0 means "no precondition".
+fn precondition(kind: Kind, current: &Object, expected: u64) -> Option<Applied> {
+    let actual = current.resource_version();
+    (expected != 0 && expected != actual).then(|| {
+        rejected(
+            rejection::Code::Conflict,
+            format!(
+                "{} has been modified: you sent resourceVersion {expected} but it is now {actual}; get it again and retry",
+                describe(kind, current.namespace(), current.name())
+            ),
+        )
+    })
+}
+
+/// `configmaps "web" in namespace "shop"`, as kubectl words it.
+pub fn describe(kind: Kind, namespace: &str, name: &str) -> String {
+    if kind.namespaced() {
+        format!("{} {name:?} in namespace {namespace:?}", kind.plural())
+    } else {
+        format!("{} {name:?}", kind.plural())
+    }
+}
+
+pub(super) fn rejected(code: rejection::Code, message: String) -> Applied {
+    Applied {
+        result: CommandResult {
+            result: Some(command_result::Result::Rejected(Rejection {
+                code: code as i32,
+                message,
+            })),
+            ..CommandResult::default()
+        },
+        changes: vec![],
+    }
+}
+
+pub(super) fn object_result(object: Arc<Object>, deleted: bool) -> CommandResult {
+    CommandResult {
+        result: Some(command_result::Result::Object(Arc::unwrap_or_clone(object))),
+        deleted,
+        ..CommandResult::default()
+    }
+}
+
+pub(super) fn changed(object: Arc<Object>, event_type: EventType) -> Applied {
+    Applied {
+        result: object_result(object.clone(), false),
+        changes: vec![Change { event_type, object }],
+    }
+}
+
+mod cascade;
+#[cfg(test)]
+mod tests;
+
+pub use cascade::{Propagation, FOREGROUND_FINALIZER};

@@ -1,0 +1,33 @@
+//! The Bosun node agent: registers its node, heartbeats to the masters and
+//! runs the pods bound to it as containers.
+//!
+//! Start with [`agent::run`]. Then:
+//! - [`runtime`]: the container runtime trait, Docker and a fake.
+//! - [`plan`]: the pure decision of what to do for one pod, given what the
+//!   runtime reports (restart policy, back-off, status).
+//! - [`worker`]: one task per pod acting on its plans.
+//! - [`probe`]: startup, liveness and readiness probes of the running
+//!   containers, whose verdicts the plan turns into readiness and kills.
+//! - [`pods`]: watches the pods bound to this node and keeps one worker per
+//!   pod; removes containers of pods that are gone.
+//! - [`node`]: registration and heartbeats; [`server`]: logs and exec for
+//!   the masters; [`simulate`]: many fake agents in one process.
+
+pub mod agent;
+pub mod config;
+pub mod env;
+pub mod node;
+pub mod plan;
+pub mod pods;
+pub mod probe;
+pub mod runtime;
+pub mod server;
+pub mod simulate;
+pub mod status;
+pub mod worker;
+
+pub use agent::run;
+pub use config::{AgentConfig, Cli};
+
+/// The agent's version, reported in the Node's status.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,496 @@
+//! One task per pod: reads the pod's containers back from the runtime,
+//! keeps its containers' probes running ([`crate::probe`]), asks
+//! [`crate::plan`] what to do, does it, reports the status, and waits for
+//! the next change (the pod object, a runtime event, a probe verdict, a
+//! back-off ending or the periodic resync).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bosun_proto::api::{ConfigMap, Container, DeleteRequest, GetRequest, Pod, Secret};
+use bosun_proto::client;
+use bosun_proto::quantity::Quantity;
+use bosun_proto::Kind;
+use futures::future::join_all;
+use tokio::sync::{mpsc, watch, Notify};
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::Shared;
+use crate::env;
+use crate::plan::{self, Action, Desired, Memory};
+use crate::probe::{self, Probes};
+use crate::runtime::{labels, ContainerInfo, ContainerRuntime, ContainerSpec, RuntimeError, SANDBOX_IMAGE};
+
+/// Plan again at least this often, even when nothing seems to change.
+const RESYNC: Duration = Duration::from_secs(10);
+/// Pause after a failed action or an unreachable runtime.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// How the pod manager talks to a worker.
+pub struct WorkerHandle {
+    pod: watch::Sender<Desired>,
+    poke: Arc<Notify>,
+}
+
+impl WorkerHandle {
+    /// The pod changed (or is gone).
+    pub fn update(&self, pod: Desired) {
+        self.pod.send_replace(pod);
+    }
+
+    /// Something happened to the pod's containers.
+    pub fn poke(&self) {
+        self.poke.notify_one();
+    }
+}
+
+/// Starts the worker for pod `uid`; it sends `uid` on `done` when the pod
+/// and its containers are gone.
+pub fn spawn<R: ContainerRuntime>(
+    shared: Arc<Shared<R>>,
+    uid: String,
+    pod: Desired,
+    done: mpsc::UnboundedSender<String>,
+    token: CancellationToken,
+) -> WorkerHandle {
+    let (pod_tx, pod_rx) = watch::channel(pod);
+    let poke = Arc::new(Notify::new());
+    let mut worker = Worker {
+        probes: Probes::new(shared.runtime.clone(), poke.clone(), token.child_token()),
+        shared,
+        uid: uid.clone(),
+        memory: Memory::default(),
+    };
+    let worker_poke = poke.clone();
+    tokio::spawn(async move {
+        worker.run(pod_rx, worker_poke, token).await;
+        worker.probes.stop().await;
+        worker.shared.reporter.forget(&uid).await;
+        let _ = done.send(uid);
+    });
+    WorkerHandle { pod: pod_tx, poke }
+}
+
+/// What a worker does after acting.
+enum Next {
+    PlanAgain,
+    WaitForChange,
+    Retry,
+}
+
+struct Worker<R: ContainerRuntime> {
+    shared: Arc<Shared<R>>,
+    uid: String,
+    memory: Memory,
+    /// Probing tasks of the pod's running containers; their verdicts go
+    /// into `memory` before each plan.
+    probes: Probes<R>,
+}
+
+impl<R: ContainerRuntime> Worker<R> {
+    async fn run(&mut self, mut pod: watch::Receiver<Desired>, poke: Arc<Notify>, token: CancellationToken) {
+        loop {
+            let desired = pod.borrow_and_update().clone();
+            let current = desired.pod().cloned();
+            let mut pause = None;
+            match self.shared.runtime.list_containers(labels::POD_UID, &self.uid).await {
+                Err(e) => {
+                    tracing::debug!(pod = %self.uid, error = %e, "cannot read the pod's containers");
+                    pause = Some(RETRY);
+                }
+                Ok(actual) => {
+                    let now = SystemTime::now();
+                    self.probes.sync(current.as_ref(), &actual, now);
+                    self.memory.probes = self.probes.verdicts();
+                    let plan = plan::plan(&desired, &actual, &mut self.memory, &self.shared.plan, now);
+                    if let (Some(pod), Some(status)) = (&current, plan.status) {
+                        self.shared.reporter.report(pod, status).await;
+                    }
+                    if plan.done {
+                        return;
+                    }
+                    if !plan.actions.is_empty() {
+                        match self.execute(current.as_ref(), &actual, plan.actions).await {
+                            Next::PlanAgain => continue, // look at the result at once
+                            Next::WaitForChange => pause = Some(RESYNC),
+                            Next::Retry => pause = Some(RETRY),
+                        }
+                    } else if let Some(at) = plan.wake_at {
+                        pause = Some(at.duration_since(now).unwrap_or_default());
+                    }
+                }
+            }
+            let pause = pause.unwrap_or(RESYNC).min(RESYNC);
+            tokio::select! {
+                changed = pod.changed() => if changed.is_err() { return },
+                () = poke.notified() => {}
+                () = self.shared.runtime_back.notified() => {}
+                () = tokio::time::sleep(pause) => {}
+                () = token.cancelled() => return,
+            }
+        }
+    }
+
+    /// Carries out actions in order.
+    async fn execute(&mut self, pod: Option<&Pod>, actual: &[ContainerInfo], actions: Vec<Action>) -> Next {
+        let mut next = Next::PlanAgain;
+        for action in actions {
+            if action == Action::DeletePod {
+                // Done once the watch reports the pod gone.
+                next = Next::WaitForChange;
+            }
+            let result = match action {
+                Action::Remove(ids) => self.remove(&ids).await,
+                Action::StartSandbox { attempt } => match pod {
+                    Some(pod) => {
+                        self.start_sandbox(pod, attempt).await;
+                        Ok(())
+                    }
+                    None => Ok(()),
+                },
+                Action::StartContainer { name, attempt } => match pod {
+                    Some(pod) => {
+                        self.start_container(pod, actual, &name, attempt).await;
+                        Ok(())
+                    }
+                    None => Ok(()),
+                },
+                Action::StopAll { grace } => self.stop_all(actual, grace).await,
+                Action::Kill {
+                    id,
+                    name,
+                    grace,
+                    reason,
+                } => {
+                    tracing::info!(pod = %self.uid, container = %name, grace = ?grace, reason = %reason, "killing the container; it will be restarted as its restart policy says");
+                    self.shared
+                        .runtime
+                        .stop_container(&id, grace)
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+                Action::StopSandbox { id } => {
+                    tracing::info!(pod = %self.uid, "the pod has finished: stopping its sandbox");
+                    self.shared
+                        .runtime
+                        .stop_container(&id, Duration::ZERO)
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+                Action::DeletePod => match pod {
+                    Some(pod) => self.delete_pod(pod).await,
+                    None => Ok(()),
+                },
+            };
+            if let Err(e) = result {
+                tracing::warn!(pod = %self.uid, error = %e, "pod action failed; retrying");
+                return Next::Retry;
+            }
+        }
+        next
+    }
+
+    async fn remove(&self, ids: &[String]) -> Result<(), String> {
+        for id in ids {
+            self.shared
+                .runtime
+                .remove_container(id)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Labels tying a container to this node, pod and attempt.
+    fn labels(&self, pod: &Pod, container: &str, attempt: u32) -> HashMap<String, String> {
+        let meta = pod.metadata.clone().unwrap_or_default();
+        let grace = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.termination_grace_period_seconds)
+            .unwrap_or(30);
+        let mut labels = self.shared.container_labels.clone();
+        labels.extend([
+            (labels::MANAGED.to_string(), "true".to_string()),
+            (labels::NODE.to_string(), self.shared.node.clone()),
+            (labels::CLUSTER.to_string(), self.shared.cluster().to_string()),
+            (labels::POD_UID.to_string(), self.uid.clone()),
+            (labels::POD_NAME.to_string(), meta.name),
+            (labels::POD_NAMESPACE.to_string(), meta.namespace),
+            (labels::CONTAINER.to_string(), container.to_string()),
+            (labels::ATTEMPT.to_string(), attempt.to_string()),
+            (labels::GRACE.to_string(), grace.to_string()),
+        ]);
+        labels
+    }
+
+    /// The runtime's name for a container: unique per pod uid and attempt.
+    fn runtime_name(&self, pod: &Pod, container: &str, attempt: u32) -> String {
+        let meta = pod.metadata.clone().unwrap_or_default();
+        let uid: String = self.uid.chars().filter(char::is_ascii_alphanumeric).take(8).collect();
+        format!("bosun_{container}_{}_{}_{uid}_{attempt}", meta.name, meta.namespace)
+    }
+
+    async fn start_sandbox(&mut self, pod: &Pod, attempt: u32) {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let published_ports = spec
+            .containers
+            .iter()
+            .flat_map(|c| &c.ports)
+            .filter(|p| p.host_port > 0)
+            .map(|p| {
+                let protocol = if p.protocol.is_empty() {
+                    "TCP".to_string()
+                } else {
+                    p.protocol.clone()
+                };
+                (p.container_port, p.host_port, protocol, p.host_ip.clone())
+            })
+            .collect();
+        let name = pod.metadata.as_ref().map(|m| m.name.clone()).unwrap_or_default();
+        let hostname: String = name.chars().take(63).collect();
+        let container = ContainerSpec {
+            name: self.runtime_name(pod, labels::SANDBOX, attempt),
+            image: SANDBOX_IMAGE.to_string(),
+            entrypoint: Some(vec!["/pause".to_string()]),
+            labels: self.labels(pod, labels::SANDBOX, attempt),
+            published_ports,
+            hostname: Some(hostname.trim_end_matches('.').to_string()),
+            ..Default::default()
+        };
+        let runtime = &self.shared.runtime;
+        let result = async {
+            runtime.prepare().await?;
+            let id = runtime.create_container(&container).await?;
+            if let Err(e) = runtime.start_container(&id).await {
+                let _ = runtime.remove_container(&id).await;
+                return Err(e);
+            }
+            Ok::<_, RuntimeError>(())
+        }
+        .await;
+        let now = SystemTime::now();
+        match result {
+            Ok(()) => self.memory.sandbox.start_succeeded(),
+            Err(e) => {
+                tracing::warn!(pod = %name, error = %e, "cannot start the pod sandbox");
+                self.memory.sandbox.start_failed(
+                    "FailedCreatePodSandBox",
+                    e.to_string(),
+                    &self.shared.plan.backoff,
+                    now,
+                );
+            }
+        }
+    }
+
+    async fn start_container(&mut self, pod: &Pod, actual: &[ContainerInfo], name: &str, attempt: u32) {
+        let now = SystemTime::now();
+        let backoff = self.shared.plan.backoff;
+        let outcome = self.try_start_container(pod, actual, name, attempt).await;
+        let memory = self.memory.containers.entry(name.to_string()).or_default();
+        match outcome {
+            Ok(()) => memory.start_succeeded(),
+            Err((reason, message)) => {
+                tracing::info!(pod = %self.uid, container = name, reason, message = %message, "container did not start");
+                memory.start_failed(reason, message, &backoff, now);
+            }
+        }
+    }
+
+    async fn try_start_container(
+        &self,
+        pod: &Pod,
+        actual: &[ContainerInfo],
+        name: &str,
+        attempt: u32,
+    ) -> Result<(), (&'static str, String)> {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let container = spec
+            .containers
+            .iter()
+            .find(|c| c.name == name)
+            .ok_or(("CreateContainerError", format!("no container {name:?} in the pod")))?;
+        if let Some(message) = probe::unsupported(container) {
+            return Err(("CreateContainerConfigError", message));
+        }
+        if !spec.volumes.is_empty() {
+            let names: Vec<&str> = spec.volumes.iter().map(|v| v.name.as_str()).collect();
+            return Err((
+                "CreateContainerConfigError",
+                format!("volumes are not supported by this node agent yet: {}", names.join(", ")),
+            ));
+        }
+        let sandbox = actual
+            .iter()
+            .filter(|c| c.container_name() == labels::SANDBOX && c.is_running())
+            .max_by_key(|c| c.attempt())
+            .ok_or(("CreateContainerError", "the pod sandbox is not running".to_string()))?;
+        self.ensure_image(container).await?;
+        let sources = self
+            .env_sources(pod, container)
+            .await
+            .map_err(|e| ("CreateContainerConfigError", e))?;
+        let pod_ip = sandbox.ip.clone().unwrap_or_default();
+        let env = env::build(pod, container, &sources, &pod_ip, &self.shared.plan.host_ip)
+            .map_err(|e| ("CreateContainerConfigError", e))?;
+        let resources = container.resources.clone().unwrap_or_default();
+        let quantity = |map: &HashMap<String, bosun_proto::api::Quantity>, key: &str| {
+            map.get(key).and_then(|q| Quantity::parse(&q.value).ok())
+        };
+        let (entrypoint, cmd) = match (container.command.is_empty(), container.args.is_empty()) {
+            (true, true) => (None, None),
+            (true, false) => (None, Some(container.args.clone())),
+            (false, _) => (Some(container.command.clone()), Some(container.args.clone())),
+        };
+        let runtime_spec = ContainerSpec {
+            name: self.runtime_name(pod, name, attempt),
+            image: container.image.clone(),
+            entrypoint,
+            cmd,
+            env,
+            working_dir: (!container.working_dir.is_empty()).then(|| container.working_dir.clone()),
+            labels: self.labels(pod, name, attempt),
+            network_of: Some(sandbox.id.clone()),
+            memory_limit_bytes: quantity(&resources.limits, "memory").map(Quantity::units),
+            cpu_limit_millis: quantity(&resources.limits, "cpu").map(Quantity::millis),
+            cpu_request_millis: quantity(&resources.requests, "cpu").map(Quantity::millis),
+            ..Default::default()
+        };
+        let runtime = &self.shared.runtime;
+        let id = runtime
+            .create_container(&runtime_spec)
+            .await
+            .map_err(|e| ("CreateContainerError", e.to_string()))?;
+        if let Err(e) = runtime.start_container(&id).await {
+            let _ = runtime.remove_container(&id).await;
+            return Err(("RunContainerError", e.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Makes the image available as the pull policy says.
+    async fn ensure_image(&self, container: &Container) -> Result<(), (&'static str, String)> {
+        let runtime = &self.shared.runtime;
+        let image = container.image.as_str();
+        let present = || async {
+            runtime
+                .image_present(image)
+                .await
+                .map_err(|e| ("ErrImagePull", e.to_string()))
+        };
+        let pull = match container.image_pull_policy.as_str() {
+            "Always" => true,
+            "Never" => {
+                if !present().await? {
+                    return Err((
+                        "ErrImageNeverPull",
+                        format!("container image {image:?} is not present with pull policy of Never"),
+                    ));
+                }
+                false
+            }
+            _ => !present().await?,
+        };
+        if pull {
+            runtime
+                .pull_image(image)
+                .await
+                .map_err(|e| ("ErrImagePull", format!("failed to pull image {image:?}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Fetches the ConfigMaps and Secrets the container's environment uses.
+    async fn env_sources(&self, pod: &Pod, container: &Container) -> Result<env::Sources, String> {
+        let namespace = pod.metadata.as_ref().map(|m| m.namespace.clone()).unwrap_or_default();
+        let (config_maps, secrets) = env::referenced(container);
+        let mut sources = env::Sources::default();
+        let client = self.shared.client.clone();
+        for (kind, name) in config_maps
+            .into_iter()
+            .map(|n| (Kind::ConfigMap, n))
+            .chain(secrets.into_iter().map(|n| (Kind::Secret, n)))
+        {
+            let request = GetRequest {
+                kind: kind.name().to_string(),
+                namespace: namespace.clone(),
+                name: name.clone(),
+                allow_stale: true,
+            };
+            let result = client
+                .call(|channel| {
+                    let request = request.clone();
+                    async move { client::objects(channel).get(request).await.map(|r| r.into_inner()) }
+                })
+                .await;
+            match result {
+                Ok(object) => match kind {
+                    Kind::ConfigMap => {
+                        if let Ok(cm) = ConfigMap::try_from(object) {
+                            sources.config_maps.insert(name, cm);
+                        }
+                    }
+                    _ => {
+                        if let Ok(secret) = Secret::try_from(object) {
+                            sources.secrets.insert(name, secret);
+                        }
+                    }
+                },
+                Err(e) if e.code() == Some(tonic::Code::NotFound) => {}
+                Err(e) => return Err(format!("cannot read {} {name:?}: {e}", kind.plural())),
+            }
+        }
+        Ok(sources)
+    }
+
+    /// Stops the pod's containers with `grace` (all at once), then the
+    /// sandbox, then removes them all.
+    async fn stop_all(&self, actual: &[ContainerInfo], grace: Duration) -> Result<(), String> {
+        let runtime = &self.shared.runtime;
+        let (sandboxes, apps): (Vec<&ContainerInfo>, Vec<&ContainerInfo>) =
+            actual.iter().partition(|c| c.container_name() == labels::SANDBOX);
+        let stops = apps
+            .iter()
+            .filter(|c| c.is_running())
+            .map(|c| runtime.stop_container(&c.id, grace));
+        for result in join_all(stops).await {
+            result.map_err(|e| e.to_string())?;
+        }
+        for sandbox in sandboxes.iter().filter(|c| c.is_running()) {
+            runtime
+                .stop_container(&sandbox.id, Duration::ZERO)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let ids: Vec<String> = actual.iter().map(|c| c.id.clone()).collect();
+        self.remove(&ids).await
+    }
+
+    /// Deletes the pod object once its containers are gone.
+    async fn delete_pod(&self, pod: &Pod) -> Result<(), String> {
+        let meta = pod.metadata.clone().unwrap_or_default();
+        let request = DeleteRequest {
+            kind: "Pod".to_string(),
+            namespace: meta.namespace,
+            name: meta.name,
+            resource_version: Some(meta.resource_version),
+            grace_period_seconds: Some(0),
+            ..Default::default()
+        };
+        let client = self.shared.client.clone();
+        let result = client
+            .call(|channel| {
+                let request = request.clone();
+                async move { client::objects(channel).delete(request).await }
+            })
+            .await;
+        match result {
+            // Aborted: the object changed; the watch brings the new one.
+            Ok(_) => Ok(()),
+            Err(e) if matches!(e.code(), Some(tonic::Code::NotFound | tonic::Code::Aborted)) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
