@@ -20,6 +20,32 @@ mkdir -p "$CARGO_TARGET_DIR"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
+# Installs Debian packages, waiting for another apt or dpkg to finish and
+# retrying through transient mirror errors; on failure it prints apt's own
+# output, so a CI log says why.
+apt_install() {
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    local apt=($sudo env DEBIAN_FRONTEND=noninteractive apt-get -q
+        -o DPkg::Lock::Timeout=300 -o Acquire::Retries=3)
+    local out
+    out="$(mktemp)"
+    # A fresh machine may have no package lists, or stale ones whose
+    # files have left the mirror: update before every retry.
+    for attempt in 1 2 3; do
+        if "${apt[@]}" install -y "$@" >"$out" 2>&1; then
+            rm -f "$out"
+            return 0
+        fi
+        log "apt-get install failed (attempt $attempt); updating the package lists"
+        "${apt[@]}" update >>"$out" 2>&1 || sleep $((attempt * 10))
+    done
+    cat "$out" >&2
+    rm -f "$out"
+    echo "error: could not install $*; install them by hand and run again" >&2
+    return 1
+}
+
 # System packages: clang/libclang for rocksdb's bindings, busybox-static for
 # the test image, python3 gRPC for the "any language" API test.
 ensure_deps() {
@@ -29,10 +55,7 @@ ensure_deps() {
     [ -x /bin/busybox ] || command -v busybox >/dev/null || missing+=(busybox-static)
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
-        local sudo=""
-        [ "$(id -u)" -eq 0 ] || sudo="sudo"
-        $sudo apt-get install -y "${missing[@]}" >/dev/null 2>&1 \
-            || { $sudo apt-get update >/dev/null && $sudo apt-get install -y "${missing[@]}" >/dev/null; }
+        apt_install "${missing[@]}"
     fi
     if ! python3 -c 'import grpc, grpc_reflection, grpc_health' >/dev/null 2>&1; then
         log "installing python grpcio, grpcio-reflection and grpcio-health-checking"
