@@ -1,6 +1,5 @@
-//! Events: what the leader's duties tell users about the objects they act
-//! on (`ctl get events`, `ctl describe`). One shape for the scheduler, the
-//! controllers and node eviction; and their expiry: like Kubernetes'
+//! Events recorded by the leader's duties (their shape is
+//! [`bosun_proto::events`]), and their expiry: like Kubernetes'
 //! `--event-ttl`, an event last seen more than the TTL ago is deleted by
 //! the leader, so events cannot grow the (in-memory) store without bound.
 
@@ -8,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bosun_proto::api::object::Resource;
-use bosun_proto::api::{Event, EventSource, Object, ObjectMeta, ObjectReference};
+use bosun_proto::api::Object;
 use bosun_proto::internal::{command, Command, CreateOp, DeleteOp};
 use bosun_proto::Kind;
 use futures::future::join_all;
@@ -20,50 +19,6 @@ use crate::store::Objects;
 
 /// Most deletions proposed at once by one sweep.
 const EXPIRE_BATCH: usize = 1024;
-
-/// A reference to `object` for an event's `involvedObject`.
-pub fn reference(object: &Object) -> ObjectReference {
-    let meta = object.metadata().cloned().unwrap_or_default();
-    let kind = object.kind();
-    ObjectReference {
-        kind: kind.map(|k| k.name().to_string()).unwrap_or_default(),
-        namespace: meta.namespace,
-        name: meta.name,
-        uid: meta.uid,
-        api_version: kind.map(|k| k.api_version().to_string()).unwrap_or_default(),
-        ..Default::default()
-    }
-}
-
-/// A new event about `involved`, from `component`. `kind` is `Normal` or
-/// `Warning`.
-pub fn event(involved: ObjectReference, component: &str, kind: &str, reason: &str, message: &str) -> Object {
-    let now = Some(SystemTime::now().into());
-    Event {
-        metadata: Some(ObjectMeta {
-            generate_name: format!("{}.", involved.name),
-            namespace: if involved.namespace.is_empty() {
-                "default".to_string()
-            } else {
-                involved.namespace.clone()
-            },
-            ..Default::default()
-        }),
-        involved_object: Some(involved),
-        reason: reason.into(),
-        message: message.into(),
-        source: Some(EventSource {
-            component: component.into(),
-            host: String::new(),
-        }),
-        first_timestamp: now,
-        last_timestamp: now,
-        count: 1,
-        r#type: kind.into(),
-        ..Default::default()
-    }
-    .into()
-}
 
 /// The command that records `event`, or `None` if it does not validate
 /// (an event is never worth failing the work it describes).
@@ -151,6 +106,8 @@ pub async fn expire(replica: Arc<Replica>, ttl: Duration, token: CancellationTok
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use bosun_proto::api::{Event, ObjectMeta, ObjectReference};
 
     fn at(seconds_ago: u64) -> Option<prost_types::Timestamp> {
         Some((SystemTime::now() - Duration::from_secs(seconds_ago)).into())

@@ -23,6 +23,7 @@ use std::time::{Duration, SystemTime};
 use bosun_proto::api::{
     Deployment, DeploymentCondition, DeploymentStatus, ObjectMeta, Pod, PodTemplateSpec, ReplicaSet,
 };
+use bosun_proto::events;
 use bosun_proto::selector::Selector;
 use bosun_proto::workload::{self, AUTO_ROLLBACK, CHANGE_CAUSE, FULLY_AVAILABLE, HASH_LABEL, REVISION};
 use bosun_proto::Kind;
@@ -722,15 +723,14 @@ fn with_rs_meta(rs: &ReplicaSet, meta: ObjectMeta) -> bosun_proto::api::Object {
 }
 
 fn event(meta: &ObjectMeta, kind: &str, reason: &str, message: &str) -> Action {
-    let involved = bosun_proto::api::ObjectReference {
-        kind: "Deployment".into(),
-        namespace: meta.namespace.clone(),
-        name: meta.name.clone(),
-        uid: meta.uid.clone(),
-        api_version: "apps/v1".into(),
-        ..Default::default()
-    };
-    Action::Event(crate::events::event(involved, COMPONENT, kind, reason, message))
+    let involved = events::involving(Kind::Deployment, meta);
+    Action::Event(events::event(
+        involved,
+        &events::Source::new(COMPONENT),
+        kind,
+        reason,
+        message,
+    ))
 }
 
 #[cfg(test)]

@@ -14,7 +14,8 @@
 //! distinct message; it is retried when the cluster changes (a node added
 //! or changed, a pod gone or finished) and otherwise with back-off.
 
-use bosun_proto::api::{EventType, Object, ObjectReference, Pod, PodCondition};
+use bosun_proto::api::{EventType, Object, ObjectMeta, Pod, PodCondition};
+use bosun_proto::events;
 use bosun_proto::internal::{command, command_result, BindOp, Command, UpdateOp};
 use bosun_proto::Kind;
 use futures::future::join_all;
@@ -275,13 +276,17 @@ async fn record_unschedulable(replica: &Replica, pod: &PodInfo, message: &str) {
 
 /// An event about a pod from the scheduler.
 fn scheduling_event(pod: &PodInfo, reason: &str, kind: &str, message: &str) -> Object {
-    let involved = ObjectReference {
-        kind: "Pod".into(),
+    let meta = ObjectMeta {
         namespace: pod.namespace.clone(),
         name: pod.name.clone(),
         uid: pod.uid.clone(),
-        api_version: "v1".into(),
         ..Default::default()
     };
-    crate::events::event(involved, "scheduler", kind, reason, message)
+    events::event(
+        events::involving(Kind::Pod, &meta),
+        &events::Source::new("scheduler"),
+        kind,
+        reason,
+        message,
+    )
 }
