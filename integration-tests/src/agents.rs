@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use bosun_proto::api::{GetRequest, Node, Pod};
+use bosun_proto::api::{Event, GetRequest, ListRequest, Node, Pod};
 use bosun_proto::client::{self, Client};
 use tempfile::TempDir;
 
@@ -320,6 +320,46 @@ impl TestCluster {
                 Err(anyhow!("{e}\nlast status: {status}\n{}", logs.join("\n")))
             }
         }
+    }
+
+    /// Waits for an event about pod `pod` (in `default`) with `reason`
+    /// whose message contains `text`, seen at least `count` times.
+    ///
+    /// # Errors
+    /// On timeout, with the pod's events.
+    pub async fn wait_event(&self, pod: &str, reason: &str, text: &str, count: i32) -> Result<Event> {
+        let request = ListRequest {
+            kind: "Event".into(),
+            namespace: "default".into(),
+            field_selector: format!("involvedObject.name={pod}"),
+            ..Default::default()
+        };
+        let what = format!("a {reason} event about {pod} saying {text:?} (x{count})");
+        wait_until(Duration::from_secs(30), &what, || async {
+            let list = self
+                .client()
+                .call(|channel| {
+                    let request = request.clone();
+                    async move { client::objects(channel).list(request).await.map(|r| r.into_inner()) }
+                })
+                .await?;
+            let events: Vec<Event> = list.items.into_iter().filter_map(|o| Event::try_from(o).ok()).collect();
+            let found = events
+                .iter()
+                .find(|e| e.reason == reason && e.message.contains(text) && e.count >= count)
+                .cloned();
+            match found {
+                Some(event) => Ok(Some(event)),
+                None => {
+                    let seen: Vec<String> = events
+                        .iter()
+                        .map(|e| format!("{} {} x{}: {}", e.r#type, e.reason, e.count, e.message))
+                        .collect();
+                    bail!("events so far: {seen:?}")
+                }
+            }
+        })
+        .await
     }
 
     /// Waits until the node's Ready condition has `ready` ("True" when

@@ -234,6 +234,19 @@ async fn a_crashing_container_backs_off_with_growing_delays() -> Result<()> {
     ensure!(gap >= 1.8, "back-off grew: gap {gap:.2}s between attempts {starts:?}");
     let out = ctl(&servers, &["logs", "crash", "--previous"], "").await;
     assert_eq!(out.stdout, "crashing\n", "{out:?}");
+    // Each back-off is counted into one event, which `describe` shows.
+    let event = cluster
+        .wait_event(
+            "crash",
+            "BackOff",
+            "Back-off restarting failed container crash in pod crash_default",
+            2,
+        )
+        .await?;
+    assert_eq!(event.r#type, "Warning");
+    assert_eq!(event.source.unwrap_or_default().host, "node-a");
+    let out = ctl(&servers, &["describe", "pod", "crash"], "").await;
+    assert!(out.stdout.contains("BackOff"), "{out:?}");
     Ok(())
 }
 
@@ -487,6 +500,22 @@ async fn a_failed_pull_shows_err_image_pull_then_image_pull_back_off() -> Result
         "{message}"
     );
     assert_eq!(phase(&pod), "Pending");
+    cluster
+        .wait_event(
+            "missing",
+            "Failed",
+            "failed to pull image \"bosun-test/does-not-exist:1\"",
+            1,
+        )
+        .await?;
+    cluster
+        .wait_event(
+            "missing",
+            "BackOff",
+            "Back-off pulling image \"bosun-test/does-not-exist:1\"",
+            1,
+        )
+        .await?;
     Ok(())
 }
 

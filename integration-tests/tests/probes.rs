@@ -135,6 +135,18 @@ async fn a_failing_liveness_probe_restarts_the_container_and_counts_each_restart
             status(p).restart_count >= 2
         })
         .await?;
+    let unhealthy = cluster
+        .wait_event("liveness", "Unhealthy", "Liveness probe failed:", 1)
+        .await?;
+    assert_eq!(unhealthy.r#type, "Warning");
+    cluster
+        .wait_event(
+            "liveness",
+            "Killing",
+            "Stopping container app: container app failed its liveness probe",
+            1,
+        )
+        .await?;
     Ok(())
 }
 

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
 
 use crate::config::{parse_pairs, AgentConfig};
+use crate::events::Recorder;
 use crate::node::{self, NodeFacts};
 use crate::plan;
 use crate::runtime::docker::Docker;
@@ -36,6 +37,7 @@ pub struct Shared<R> {
     /// Extra labels on every container (`--container-labels`).
     pub container_labels: HashMap<String, String>,
     pub reporter: Reporter,
+    pub events: Recorder,
     pub pods: PodIndex,
     /// Notified when the container runtime answers again after an outage.
     pub runtime_back: tokio::sync::Notify,
@@ -100,6 +102,7 @@ pub async fn run(
             host_ip: facts.address.clone(),
         },
         container_labels,
+        events: Recorder::start(client.clone(), &facts.name, token.clone()),
         reporter: Reporter::start(client, token.clone()),
         pods: PodIndex::default(),
         runtime_back: tokio::sync::Notify::new(),

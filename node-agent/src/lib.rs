@@ -10,12 +10,15 @@
 //!   containers, whose verdicts the plan turns into readiness and kills.
 //! - [`pods`]: watches the pods bound to this node and keeps one worker per
 //!   pod; removes containers of pods that are gone.
+//! - [`status`] and [`events`]: what the agent tells the masters about its
+//!   pods.
 //! - [`node`]: registration and heartbeats; [`server`]: logs and exec for
 //!   the masters; [`simulate`]: many fake agents in one process.
 
 pub mod agent;
 pub mod config;
 pub mod env;
+pub mod events;
 pub mod node;
 pub mod plan;
 pub mod pods;

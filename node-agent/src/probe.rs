@@ -34,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::events::Recorder;
 use crate::runtime::{labels, ContainerInfo, ContainerRuntime, ContainerState};
 
 pub mod check;
@@ -94,6 +95,8 @@ pub fn wanted<'a>(pod: Option<&'a Pod>, actual: &'a [ContainerInfo], now: System
 /// cancels them; [`Probes::stop`] also waits for them to end.
 pub struct Probes<R> {
     runtime: Arc<R>,
+    /// Where failed checks are recorded (`Unhealthy`).
+    events: Recorder,
     /// Wakes the pod's worker when a verdict changes.
     poke: Arc<Notify>,
     /// Parent of every task's token.
@@ -110,9 +113,10 @@ struct Probing {
 }
 
 impl<R: ContainerRuntime> Probes<R> {
-    pub fn new(runtime: Arc<R>, poke: Arc<Notify>, token: CancellationToken) -> Probes<R> {
+    pub fn new(runtime: Arc<R>, events: Recorder, poke: Arc<Notify>, token: CancellationToken) -> Probes<R> {
         Probes {
             runtime,
+            events,
             poke,
             token,
             tracker: TaskTracker::new(),
@@ -124,6 +128,7 @@ impl<R: ContainerRuntime> Probes<R> {
     /// ones, cancels those of instances that stopped or went away.
     pub fn sync(&mut self, pod: Option<&Pod>, actual: &[ContainerInfo], now: SystemTime) {
         let wanted = wanted(pod, actual, now);
+        let events = pod.map(|pod| self.events.for_pod(pod));
         self.running.retain(|id, probing| {
             let keep = wanted.iter().any(|w| w.id == id);
             if !keep {
@@ -145,6 +150,7 @@ impl<R: ContainerRuntime> Probes<R> {
                 container: instance.container.clone(),
                 target: check::Target::new(instance.id, instance.pod_ip.map(String::from), instance.container),
                 since_start: instance.since_start,
+                events: events.clone(),
             };
             self.tracker
                 .spawn(runner::run(probing, tx, self.poke.clone(), token.clone()).instrument(span));

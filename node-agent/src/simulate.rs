@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agent::{PodIndex, Shared};
 use crate::config::{AgentConfig, SimulateConfig};
+use crate::events::Recorder;
 use crate::node::NodeFacts;
 use crate::plan;
 use crate::runtime::fake::FakeRuntime;
@@ -45,6 +46,7 @@ pub async fn run(
             },
             container_labels: HashMap::new(),
             reporter: Reporter::start(client.clone(), token.clone()),
+            events: Recorder::start(client.clone(), &facts.name, token.clone()),
             pods: PodIndex::default(),
             runtime_back: tokio::sync::Notify::new(),
         });

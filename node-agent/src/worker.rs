@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agent::Shared;
 use crate::env;
+use crate::events;
 use crate::plan::{self, Action, Desired, Memory};
 use crate::probe::{self, Probes};
 use crate::runtime::{labels, ContainerInfo, ContainerRuntime, ContainerSpec, RuntimeError, SANDBOX_IMAGE};
@@ -57,16 +58,23 @@ pub fn spawn<R: ContainerRuntime>(
     let (pod_tx, pod_rx) = watch::channel(pod);
     let poke = Arc::new(Notify::new());
     let mut worker = Worker {
-        probes: Probes::new(shared.runtime.clone(), poke.clone(), token.child_token()),
+        probes: Probes::new(
+            shared.runtime.clone(),
+            shared.events.clone(),
+            poke.clone(),
+            token.child_token(),
+        ),
         shared,
         uid: uid.clone(),
         memory: Memory::default(),
+        waiting: HashMap::new(),
     };
     let worker_poke = poke.clone();
     tokio::spawn(async move {
         worker.run(pod_rx, worker_poke, token).await;
         worker.probes.stop().await;
         worker.shared.reporter.forget(&uid).await;
+        worker.shared.events.forget(&uid);
         let _ = done.send(uid);
     });
     WorkerHandle { pod: pod_tx, poke }
@@ -86,6 +94,9 @@ struct Worker<R: ContainerRuntime> {
     /// Probing tasks of the pod's running containers; their verdicts go
     /// into `memory` before each plan.
     probes: Probes<R>,
+    /// The waiting reason of each container in the last status, to see
+    /// back-offs begin.
+    waiting: HashMap<String, String>,
 }
 
 impl<R: ContainerRuntime> Worker<R> {
@@ -105,6 +116,10 @@ impl<R: ContainerRuntime> Worker<R> {
                     self.memory.probes = self.probes.verdicts();
                     let plan = plan::plan(&desired, &actual, &mut self.memory, &self.shared.plan, now);
                     if let (Some(pod), Some(status)) = (&current, plan.status) {
+                        for message in events::back_offs(pod, &self.waiting, &status) {
+                            self.shared.events.for_pod(pod).warning("BackOff", message);
+                        }
+                        self.waiting = events::waiting_reasons(&status);
                         self.shared.reporter.report(pod, status).await;
                     }
                     if plan.done {
@@ -164,6 +179,10 @@ impl<R: ContainerRuntime> Worker<R> {
                     reason,
                 } => {
                     tracing::info!(pod = %self.uid, container = %name, grace = ?grace, reason = %reason, "killing the container; it will be restarted as its restart policy says");
+                    if let Some(pod) = pod {
+                        let message = format!("Stopping container {name}: {reason}");
+                        self.shared.events.for_pod(pod).normal("Killing", message);
+                    }
                     self.shared
                         .runtime
                         .stop_container(&id, grace)
@@ -275,6 +294,11 @@ impl<R: ContainerRuntime> Worker<R> {
             Ok(()) => self.memory.sandbox.start_succeeded(),
             Err(e) => {
                 tracing::warn!(pod = %name, error = %e, "cannot start the pod sandbox");
+                let message = format!("Failed to create pod sandbox: {e}");
+                self.shared
+                    .events
+                    .for_pod(pod)
+                    .warning("FailedCreatePodSandBox", message);
                 self.memory.sandbox.start_failed(
                     "FailedCreatePodSandBox",
                     e.to_string(),
@@ -294,6 +318,7 @@ impl<R: ContainerRuntime> Worker<R> {
             Ok(()) => memory.start_succeeded(),
             Err((reason, message)) => {
                 tracing::info!(pod = %self.uid, container = name, reason, message = %message, "container did not start");
+                self.shared.events.for_pod(pod).warning("Failed", message.clone());
                 memory.start_failed(reason, message, &backoff, now);
             }
         }

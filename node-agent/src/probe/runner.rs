@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::check::{self, Target};
 use super::state::{ContainerProbes, Kind, Outcome, Verdict};
+use crate::events::PodEvents;
 use crate::runtime::ContainerRuntime;
 
 /// What a probing task needs besides its channels.
@@ -25,6 +26,8 @@ pub struct Probing<R> {
     pub target: Target,
     /// How long the container had been running when probing began.
     pub since_start: Duration,
+    /// Where failed checks are recorded, as `Unhealthy` events.
+    pub events: Option<PodEvents>,
 }
 
 /// Probes until `token` is cancelled, publishing verdicts on `verdict` and
@@ -40,6 +43,7 @@ pub async fn run<R: ContainerRuntime>(
         container,
         target,
         since_start,
+        events,
     } = probing;
     let mut state = ContainerProbes::new(&container);
     let began = Instant::now();
@@ -56,6 +60,9 @@ pub async fn run<R: ContainerRuntime>(
         tokio::select! {
             Some((kind, outcome)) = in_flight.next(), if !in_flight.is_empty() => {
                 log(&container.name, kind, &outcome);
+                if let (Outcome::Failure(message), Some(events)) = (&outcome, &events) {
+                    events.warning("Unhealthy", format!("{} probe failed: {message}", kind.name()));
+                }
                 if state.record(kind, &outcome, clock()) {
                     let now = state.verdict();
                     tracing::info!(
@@ -146,6 +153,7 @@ mod tests {
             },
             container,
             since_start: Duration::ZERO,
+            events: None,
         };
         let task = tokio::spawn(run(probing, tx, poke.clone(), token.clone()));
         Running {

@@ -136,7 +136,12 @@ async fn sync_starts_and_stops_tasks_as_instances_come_and_go() {
     let web = runtime.create_container(&Default::default()).await.unwrap();
     runtime.start_container(&web).await.unwrap();
     let poke = Arc::new(Notify::new());
-    let mut probes = Probes::new(runtime.clone(), poke.clone(), CancellationToken::new());
+    let mut probes = Probes::new(
+        runtime.clone(),
+        Recorder::disabled(),
+        poke.clone(),
+        CancellationToken::new(),
+    );
     let pod = pod();
     let now = SystemTime::now();
     let sandbox = instance("sb", labels::SANDBOX, 0, ContainerState::Running { started_at: now });
