@@ -70,9 +70,14 @@ async fn a_pod_runs_with_an_ip_its_containers_share_localhost_and_publish_host_p
             "mkdir -p /www && echo hello-from-web > /www/index.html && exec httpd -f -p 8080 -h /www"
         )
     );
-    let client = container(
-        "client",
-        "until wget -q -O- http://localhost:8080/; do sleep 0.2; done; exec sleep 3600",
+    // $(VAR) in env values and in the command is expanded by the agent,
+    // as in Kubernetes (a shell would run `$(TARGET)` as a command).
+    let client = format!(
+        "{}      env:\n        - {{name: PORT, value: \"8080\"}}\n        - {{name: TARGET, value: \"http://localhost:$(PORT)/\"}}\n",
+        container(
+            "client",
+            "until wget -q -O- $(TARGET); do sleep 0.2; done; exec sleep 3600"
+        )
     );
     create(&cluster, &pod_yaml("web", "node-a", "", &format!("{web}{client}"))).await?;
     let pod = cluster

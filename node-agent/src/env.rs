@@ -1,6 +1,8 @@
 //! A container's environment, as Kubernetes builds it: `envFrom` sources
 //! first, then `env` (later entries win); values from ConfigMaps, Secrets,
-//! the pod's own fields and the container's resources.
+//! the pod's own fields and the container's resources; `$(VAR)` in a
+//! value refers to a variable defined before it, and in `command` and
+//! `args` to any ([`expand`]).
 //!
 //! [`referenced`] lists the ConfigMaps and Secrets to fetch; [`build`] is
 //! pure, given them.
@@ -58,11 +60,11 @@ pub fn build(
     pod_ip: &str,
     host_ip: &str,
 ) -> Result<Vec<String>, String> {
-    let mut vars: Vec<(String, String)> = Vec::new();
-    let mut set = |name: String, value: String| {
+    fn set(vars: &mut Vec<(String, String)>, name: String, value: String) {
         vars.retain(|(n, _)| *n != name);
         vars.push((name, value));
-    };
+    }
+    let mut vars: Vec<(String, String)> = Vec::new();
     for from in &container.env_from {
         if let Some(r) = &from.config_map_ref {
             match sources.config_maps.get(&r.name) {
@@ -70,7 +72,7 @@ pub fn build(
                     for (key, value) in &cm.data {
                         let name = format!("{}{key}", from.prefix);
                         if valid_name(&name) {
-                            set(name, value.clone());
+                            set(&mut vars, name, value.clone());
                         }
                     }
                 }
@@ -84,7 +86,7 @@ pub fn build(
                     for (key, value) in &secret.data {
                         let name = format!("{}{key}", from.prefix);
                         if valid_name(&name) {
-                            set(name, String::from_utf8_lossy(value).into_owned());
+                            set(&mut vars, name, String::from_utf8_lossy(value).into_owned());
                         }
                     }
                 }
@@ -95,7 +97,8 @@ pub fn build(
     }
     for var in &container.env {
         let Some(from) = &var.value_from else {
-            set(var.name.clone(), var.value.clone());
+            let value = expand(&var.value, |name| lookup(&vars, name));
+            set(&mut vars, var.name.clone(), value);
             continue;
         };
         let value = if let Some(r) = &from.config_map_key_ref {
@@ -122,13 +125,70 @@ pub fn build(
             None
         };
         if let Some(value) = value {
-            set(var.name.clone(), value);
+            set(&mut vars, var.name.clone(), value);
         }
     }
     Ok(vars
         .into_iter()
         .map(|(name, value)| format!("{name}={value}"))
         .collect())
+}
+
+fn lookup<'a>(vars: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    vars.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+}
+
+/// `input` with Kubernetes' variable references expanded: `$(NAME)` is
+/// the value `lookup` gives for NAME, or stays as written when there is
+/// none; `$$` is a literal `$` (so `$$(NAME)` is `$(NAME)`); any other `$`
+/// is itself.
+pub fn expand<'a>(input: &str, lookup: impl Fn(&str) -> Option<&'a str>) -> String {
+    let mut out = String::with_capacity(input.len());
+    let mut rest = input;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(body) = after.strip_prefix('(') {
+            match body.find(')') {
+                Some(end) => {
+                    let name = &body[..end];
+                    match lookup(name) {
+                        Some(value) => out.push_str(value),
+                        None => {
+                            out.push_str("$(");
+                            out.push_str(name);
+                            out.push(')');
+                        }
+                    }
+                    rest = &body[end + 1..];
+                }
+                // Unclosed: as written.
+                None => {
+                    out.push_str("$(");
+                    rest = body;
+                }
+            }
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `command` or `args` with `$(NAME)` expanded from the container's
+/// environment (`NAME=value` strings, as [`build`] returns them).
+pub fn expand_all(items: &[String], env: &[String]) -> Vec<String> {
+    let lookup = |name: &str| {
+        env.iter()
+            .rev()
+            .find_map(|entry| entry.strip_prefix(name).and_then(|rest| rest.strip_prefix('=')))
+    };
+    items.iter().map(|item| expand(item, lookup)).collect()
 }
 
 /// A `fieldRef` value.
@@ -266,6 +326,69 @@ spec:
         let (cms, secrets) = referenced(container);
         assert_eq!(cms.into_iter().collect::<Vec<_>>(), vec!["settings"]);
         assert_eq!(secrets.into_iter().collect::<Vec<_>>(), vec!["db"]);
+    }
+
+    #[test]
+    fn variable_references_expand_as_in_kubernetes() {
+        let vars = [("A", "a"), ("B", "b"), ("EMPTY", "")];
+        let lookup = |name: &str| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+        for (input, expected) in [
+            ("$(A)", "a"),
+            ("___$(B)___", "___b___"),
+            ("$(A)-$(A)$(B)", "a-ab"),
+            ("$(EMPTY)x", "x"),
+            ("$(NOPE)", "$(NOPE)"),
+            ("$$(A)", "$(A)"),
+            ("$$$$$$(A)", "$$$(A)"),
+            ("$$$(A)", "$a"),
+            ("$A", "$A"),
+            ("f000-$$A", "f000-$A"),
+            ("$(A", "$(A"),
+            ("$(", "$("),
+            ("$", "$"),
+            ("$()", "$()"),
+            ("ünï$(A)cödé$", "ünïacödé$"),
+            ("no refs", "no refs"),
+        ] {
+            assert_eq!(expand(input, lookup), expected, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn values_refer_to_earlier_variables_and_commands_to_all() {
+        let pod = pod("apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: shop}
+spec:
+  containers:
+    - name: c
+      image: busybox
+      envFrom:
+        - configMapRef: {name: settings}
+      env:
+        - {name: HOST, value: db}
+        - {name: URL, value: \"http://$(HOST):$(PORT)/$(color)\"}
+        - {name: PORT, value: \"5432\"}
+        - {name: LITERAL, value: \"$$(HOST)\"}
+");
+        let container = &pod.spec.as_ref().unwrap().containers[0];
+        let env = build(&pod, container, &sources(), "", "").unwrap();
+        let value = |name: &str| env.iter().find_map(|e| e.strip_prefix(&format!("{name}="))).unwrap();
+        assert_eq!(
+            value("URL"),
+            "http://db:$(PORT)/blue",
+            "PORT comes later: left as written"
+        );
+        assert_eq!(value("LITERAL"), "$(HOST)");
+        let args = [
+            "--url=$(URL)".to_string(),
+            "--port=$(PORT)".to_string(),
+            "$(MISSING)".to_string(),
+        ];
+        assert_eq!(
+            expand_all(&args, &env),
+            ["--url=http://db:$(PORT)/blue", "--port=5432", "$(MISSING)"]
+        );
     }
 
     #[test]

@@ -364,10 +364,12 @@ impl<R: ContainerRuntime> Worker<R> {
         let quantity = |map: &HashMap<String, bosun_proto::api::Quantity>, key: &str| {
             map.get(key).and_then(|q| Quantity::parse(&q.value).ok())
         };
-        let (entrypoint, cmd) = match (container.command.is_empty(), container.args.is_empty()) {
+        let command = env::expand_all(&container.command, &env);
+        let args = env::expand_all(&container.args, &env);
+        let (entrypoint, cmd) = match (command.is_empty(), args.is_empty()) {
             (true, true) => (None, None),
-            (true, false) => (None, Some(container.args.clone())),
-            (false, _) => (Some(container.command.clone()), Some(container.args.clone())),
+            (true, false) => (None, Some(args)),
+            (false, _) => (Some(command), Some(args)),
         };
         let runtime_spec = ContainerSpec {
             name: self.runtime_name(pod, name, attempt),
