@@ -98,6 +98,13 @@ pub struct GetArgs {
     pub field_selector: Option<String>,
     #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
     pub output: Output,
+    /// After listing, print each change (added, modified, deleted) as it
+    /// happens, until interrupted.
+    #[arg(short = 'w', long)]
+    pub watch: bool,
+    /// Print only the changes, not the objects as they are now.
+    #[arg(long)]
+    pub watch_only: bool,
 }
 
 #[derive(Args, Debug)]

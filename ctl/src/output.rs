@@ -30,7 +30,17 @@ impl Table {
 
     /// The table as text: columns left-aligned, three spaces apart.
     pub fn render(&self) -> String {
-        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.len()).collect();
+        self.render_aligned(&mut Vec::new(), true)
+    }
+
+    /// The rows as text, after the header when `header`, with columns at
+    /// least `widths` wide; `widths` grows to fit, so rows rendered later
+    /// with it line up with these (`ctl get --watch`).
+    pub fn render_aligned(&self, widths: &mut Vec<usize>, header: bool) -> String {
+        widths.resize(self.headers.len().max(widths.len()), 0);
+        for (width, cell) in widths.iter_mut().zip(&self.headers) {
+            *width = (*width).max(cell.len());
+        }
         for row in &self.rows {
             for (width, cell) in widths.iter_mut().zip(row) {
                 *width = (*width).max(cell.chars().count());
@@ -38,9 +48,10 @@ impl Table {
         }
         let mut out = String::new();
         let headers: Vec<String> = self.headers.iter().map(|h| h.to_string()).collect();
-        for row in std::iter::once(&headers).chain(&self.rows) {
+        let shown_headers = header.then_some(&headers);
+        for row in shown_headers.into_iter().chain(&self.rows) {
             let mut line = String::new();
-            for (i, (cell, width)) in row.iter().zip(&widths).enumerate() {
+            for (i, (cell, width)) in row.iter().zip(widths.iter()).enumerate() {
                 if i + 1 == row.len() {
                     line.push_str(cell);
                 } else {
@@ -523,6 +534,37 @@ mod tests {
         ] {
             assert_eq!(human_duration(Duration::from_secs(secs)), text, "{secs}");
         }
+    }
+
+    #[test]
+    fn rows_rendered_later_line_up_with_the_first() {
+        let config_map = |name: &str| -> Object {
+            api::ConfigMap {
+                metadata: Some(api::ObjectMeta {
+                    name: name.into(),
+                    namespace: "default".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }
+            .into()
+        };
+        let mut widths = Vec::new();
+        let first =
+            Table::of(Kind::ConfigMap, &[config_map("a-long-name")], false, false).render_aligned(&mut widths, true);
+        let later = Table::of(Kind::ConfigMap, &[config_map("b")], false, false).render_aligned(&mut widths, false);
+        assert_eq!(first.lines().count(), 2, "header and row: {first}");
+        assert_eq!(later.lines().count(), 1, "no second header: {later}");
+        let column = |line: &str| line.find("0 ").unwrap_or_default();
+        assert_eq!(
+            column(first.lines().nth(1).unwrap()),
+            column(later.lines().next().unwrap()),
+            "{first}{later}"
+        );
+        // A wider row widens the columns from then on.
+        let wider = Table::of(Kind::ConfigMap, &[config_map("a-much-much-longer-name")], false, false)
+            .render_aligned(&mut widths, false);
+        assert!(wider.starts_with("a-much-much-longer-name   0"), "{wider}");
     }
 
     #[test]

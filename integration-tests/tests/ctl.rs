@@ -5,7 +5,7 @@ use std::process::Command;
 
 use std::time::Duration;
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use bosun_integration_tests::{bin_dir, ctl, wait_until, MasterCluster};
 use bosun_proto::api::{GetRequest, UpdateRequest};
 
@@ -261,5 +261,115 @@ async fn events_older_than_the_ttl_are_deleted_and_newer_ones_kept() -> Result<(
     })
     .await?;
     assert_eq!(names, "event/web.new\n");
+    Ok(())
+}
+
+fn config_map_yaml(name: &str) -> String {
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\ndata: {{k: v}}\n")
+}
+
+/// A running `ctl` whose output lines are read as they come.
+struct Watching {
+    _child: tokio::process::Child,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl Watching {
+    fn spawn(servers: &[String], args: &[&str]) -> Result<Watching> {
+        let mut child = tokio::process::Command::new(bin_dir().join("ctl"))
+            .args(["--server", &servers.join(",")])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let stdout = child.stdout.take().context("stdout")?;
+        Ok(Watching {
+            _child: child,
+            lines: tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout)),
+        })
+    }
+
+    /// The next line, within `timeout`; `None` when none came.
+    async fn line_within(&mut self, timeout: Duration) -> Result<Option<String>> {
+        match tokio::time::timeout(timeout, self.lines.next_line()).await {
+            Ok(line) => Ok(Some(line?.context("ctl ended")?)),
+            Err(_) => Ok(None),
+        }
+    }
+
+    async fn line(&mut self) -> Result<String> {
+        self.line_within(Duration::from_secs(20))
+            .await?
+            .context("no line from ctl within 20 s")
+    }
+}
+
+#[tokio::test]
+async fn get_watch_prints_the_objects_then_each_change() -> Result<()> {
+    let cluster = MasterCluster::start(1, &[]).await?;
+    let servers = cluster.addrs();
+    let create = |name: &str| {
+        let (servers, yaml) = (servers.clone(), config_map_yaml(name));
+        async move {
+            let out = ctl(&servers, &["create", "-f", "-"], &yaml).await;
+            ensure!(out.ok(), "{out:?}");
+            Ok(())
+        }
+    };
+    create("before").await?;
+
+    let mut watching = Watching::spawn(&servers, &["get", "configmaps", "-w"])?;
+    let header = watching.line().await?;
+    ensure!(header.starts_with("NAME") && header.contains("DATA"), "{header}");
+    let first = watching.line().await?;
+    ensure!(
+        first.starts_with("before "),
+        "the objects as they are come first: {first}"
+    );
+    create("after").await?;
+    let added = watching.line().await?;
+    ensure!(added.starts_with("after "), "{added}");
+    ensure!(
+        added.find(" 1 ") == first.find(" 1 "),
+        "rows line up with the first:\n{first}\n{added}"
+    );
+    let out = ctl(&servers, &["delete", "configmap", "before"], "").await;
+    ensure!(out.ok(), "{out:?}");
+    let deleted = watching.line().await?;
+    ensure!(
+        deleted.starts_with("before "),
+        "a deleted object in its last state: {deleted}"
+    );
+
+    // --watch-only: changes only. Its watch starts at some moment after
+    // the spawn, so changes are made until one shows.
+    let mut changes = Watching::spawn(&servers, &["get", "cm", "--watch-only", "-o", "name"])?;
+    let mut shown = None;
+    for attempt in 0..40 {
+        create(&format!("third-{attempt}")).await?;
+        if let Some(line) = changes.line_within(Duration::from_millis(500)).await? {
+            shown = Some(line);
+            break;
+        }
+    }
+    let shown = shown.context("no change shown by --watch-only")?;
+    ensure!(shown.starts_with("configmap/third-"), "only changes: {shown}");
+
+    // One kind at a time, one named object at most; a missing one is an
+    // error at once.
+    let out = ctl(&servers, &["get", "cm,secrets", "-w"], "").await;
+    ensure!(
+        out.error
+            .as_deref()
+            .is_some_and(|e| e.contains("only specify a single resource type")),
+        "{out:?}"
+    );
+    let out = ctl(&servers, &["get", "cm", "a", "b", "-w"], "").await;
+    ensure!(
+        out.error.as_deref().is_some_and(|e| e.contains("individual resources")),
+        "{out:?}"
+    );
+    let out = ctl(&servers, &["get", "cm", "missing", "-w"], "").await;
+    ensure!(out.error.as_deref().is_some_and(|e| e.contains("not found")), "{out:?}");
     Ok(())
 }

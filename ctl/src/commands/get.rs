@@ -1,10 +1,12 @@
-//! `ctl get`.
+//! `ctl get`, and `ctl get --watch`: the objects, then a line (or a
+//! document) for each change as it happens.
 
 use bosun_proto::api::Object;
 use bosun_proto::codec;
 use bosun_proto::Kind;
 use serde_json::{json, Value};
 
+use super::follow::{Change, Follower};
 use super::{get_object, list_objects, namespace_or_default, per_object, resolve};
 use crate::cli::{GetArgs, Output};
 use crate::output::{object_name, Table};
@@ -19,6 +21,9 @@ pub async fn run(
     namespace: Option<&str>,
     io: &mut Io<'_>,
 ) -> Result<(), CtlError> {
+    if args.watch || args.watch_only {
+        return watch(client, args, namespace, io).await;
+    }
     let targets = resolve(&args.kind, &args.names)?;
     let several_kinds = targets.len() > 1;
     let list_namespace = if args.all_namespaces {
@@ -45,14 +50,7 @@ pub async fn run(
                 }
             }
         }
-        if kind == Kind::Event {
-            // kubectl lists events by time.
-            objects.sort_by_key(|o| {
-                bosun_proto::api::Event::try_from(o.clone())
-                    .map(|e| event_time(&e))
-                    .unwrap_or_default()
-            });
-        }
+        sort(kind, &mut objects);
         groups.push((kind, objects));
     }
     let all: Vec<Object> = groups.iter().flat_map(|(_, objects)| objects.iter().cloned()).collect();
@@ -78,12 +76,8 @@ pub async fn run(
         }
         Output::Table | Output::Wide => {
             if all.is_empty() && failed == 0 {
-                let scope = if args.all_namespaces || groups.iter().all(|(k, _)| !k.namespaced()) {
-                    String::new()
-                } else {
-                    format!(" in {list_namespace} namespace")
-                };
-                writeln!(io.stderr, "No resources found{scope}.")?;
+                let namespaced = groups.iter().any(|(k, _)| k.namespaced());
+                no_resources(io, namespaced && !args.all_namespaces, &list_namespace)?;
             }
             let mut first = true;
             for (kind, objects) in groups.iter().filter(|(_, objects)| !objects.is_empty()) {
@@ -113,6 +107,129 @@ pub async fn run(
         });
     }
     Ok(())
+}
+
+/// "No resources found", with the namespace looked in when there is one.
+fn no_resources(io: &mut Io<'_>, in_namespace: bool, namespace: &str) -> Result<(), CtlError> {
+    let scope = if in_namespace {
+        format!(" in {namespace} namespace")
+    } else {
+        String::new()
+    };
+    writeln!(io.stderr, "No resources found{scope}.")?;
+    Ok(())
+}
+
+/// kubectl lists events by time; other kinds come as the masters list
+/// them.
+fn sort(kind: Kind, objects: &mut [Object]) {
+    if kind == Kind::Event {
+        objects.sort_by_key(|o| {
+            bosun_proto::api::Event::try_from(o.clone())
+                .map(|e| event_time(&e))
+                .unwrap_or_default()
+        });
+    }
+}
+
+/// `ctl get --watch`: one kind, all of it or one named object; the objects
+/// as they are (not with `--watch-only`), then each change, until
+/// interrupted. A deleted object is shown in its last state.
+async fn watch(client: &mut Client, args: &GetArgs, namespace: Option<&str>, io: &mut Io<'_>) -> Result<(), CtlError> {
+    let targets = resolve(&args.kind, &args.names)?;
+    let [(kind, names)] = targets.as_slice() else {
+        return Err(CtlError::Invalid("you may only specify a single resource type".into()));
+    };
+    let kind = *kind;
+    let mut fields: Vec<String> = args.field_selector.iter().filter(|f| !f.is_empty()).cloned().collect();
+    let watch_namespace = match names.as_slice() {
+        [] if args.all_namespaces => String::new(),
+        [] => namespace_or_default(namespace),
+        [name] => {
+            // A plain read first, so a missing object gets the server's words.
+            get_object(client, kind, &namespace_or_default(namespace), name).await?;
+            fields.push(format!("metadata.name={name}"));
+            namespace_or_default(namespace)
+        }
+        _ => {
+            return Err(CtlError::Invalid(format!(
+                "watch is only supported on individual resources and resource collections, but {} resources were found",
+                names.len()
+            )))
+        }
+    };
+    let selector = args.selector.clone().unwrap_or_default();
+    let mut follower = Follower::new(kind, &watch_namespace, &selector, &fields.join(","));
+    let mut objects = follower.list(client).await?;
+    sort(kind, &mut objects);
+    let mut printer = WatchPrinter {
+        kind,
+        output: args.output,
+        with_namespace: args.all_namespaces,
+        widths: Vec::new(),
+        header_shown: false,
+    };
+    if !args.watch_only {
+        if objects.is_empty() && matches!(args.output, Output::Table | Output::Wide) {
+            no_resources(io, kind.namespaced() && !args.all_namespaces, &watch_namespace)?;
+        }
+        printer.print(&objects, io)?;
+    }
+    loop {
+        match follower.next(client).await? {
+            Change::Event(_, object) => printer.print(&[*object], io)?,
+            Change::Relisted(objects) => printer.print(&objects, io)?,
+        }
+    }
+}
+
+/// Prints objects as `ctl get --watch` shows them: table rows under one
+/// header and lined up with the rows before them, or one YAML or JSON
+/// document per object, or names.
+struct WatchPrinter {
+    kind: Kind,
+    output: Output,
+    with_namespace: bool,
+    widths: Vec<usize>,
+    header_shown: bool,
+}
+
+impl WatchPrinter {
+    fn print(&mut self, objects: &[Object], io: &mut Io<'_>) -> Result<(), CtlError> {
+        if objects.is_empty() {
+            return Ok(());
+        }
+        match self.output {
+            Output::Table | Output::Wide => {
+                let table = Table::of(self.kind, objects, self.output == Output::Wide, self.with_namespace);
+                write!(
+                    io.stdout,
+                    "{}",
+                    table.render_aligned(&mut self.widths, !self.header_shown)
+                )?;
+                self.header_shown = true;
+            }
+            Output::Yaml => {
+                for object in objects {
+                    let text = serde_yaml::to_string(&codec::object_to_value(object)).unwrap_or_default();
+                    write!(io.stdout, "---\n{text}")?;
+                }
+            }
+            Output::Json => {
+                for object in objects {
+                    let text = serde_json::to_string_pretty(&codec::object_to_value(object)).unwrap_or_default();
+                    writeln!(io.stdout, "{text}")?;
+                }
+            }
+            Output::Name => {
+                for object in objects {
+                    writeln!(io.stdout, "{}", object_name(object))?;
+                }
+            }
+        }
+        io.stdout.flush()?;
+        Ok(())
+    }
 }
 
 /// When an event last happened, for sorting: seconds and nanoseconds.

@@ -13,6 +13,7 @@ mod delete;
 mod describe;
 mod describe_workload;
 mod exec;
+mod follow;
 mod get;
 mod logs;
 mod node;

@@ -2,17 +2,17 @@
 //! complete, printing kubectl's progress lines as the status changes.
 //!
 //! [`progress`] judges one state of the Deployment, exactly as kubectl's
-//! `DeploymentStatusViewer`. [`run`] reads the Deployment, then lists and
-//! watches it (by `metadata.name`) from the list's revision, judging each
-//! change; a broken watch is listed and watched again after a pause. The
+//! `DeploymentStatusViewer`. [`run`] reads the Deployment, then follows it
+//! (by `metadata.name`, see [`super::follow`]), judging each change. The
 //! rollout fails when the controller reports `ProgressDeadlineExceeded`,
 //! and `--timeout` bounds the whole wait.
 
 use std::time::Duration;
 
-use bosun_proto::api::{Deployment, EventType, ListRequest, ListResponse, Object, WatchRequest};
-use bosun_proto::{client, Kind};
+use bosun_proto::api::{Deployment, EventType, Object};
+use bosun_proto::Kind;
 
+use super::follow::{Change, Follower};
 use super::rollout::{check_revision, deployments};
 use super::workload::{group_kind, REVISION};
 use super::{get_object, namespace_or_default};
@@ -20,8 +20,6 @@ use crate::{Client, CtlError, Io};
 
 /// The Progressing condition's reason when the rollout missed its deadline.
 const DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
-/// Pause before listing and watching again after a watch broke.
-const REWATCH_PAUSE: Duration = Duration::from_millis(500);
 
 /// Where a Deployment's rollout stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,68 +142,22 @@ async fn follow(
     if reporter.report(&first, revision, io)? || !watch {
         return Ok(());
     }
-    let field_selector = format!("metadata.name={name}");
+    let mut follower = Follower::new(Kind::Deployment, namespace, "", &format!("metadata.name={name}"));
+    let mut current = follower.list(client).await?;
     loop {
-        let listed = list(client, namespace, &field_selector).await?;
-        let Some(current) = listed.items.first() else {
+        let Some(object) = current.first() else {
             return Err(CtlError::Invalid("object has been deleted".into()));
         };
-        if reporter.report(current, revision, io)? {
+        if reporter.report(object, revision, io)? {
             return Ok(());
         }
-        let request = WatchRequest {
-            kind: Kind::Deployment.name().to_string(),
-            namespace: namespace.to_string(),
-            label_selector: String::new(),
-            since_revision: listed.revision,
-            field_selector: field_selector.clone(),
+        current = match follower.next(client).await? {
+            Change::Event(EventType::Added | EventType::Modified, object) => vec![*object],
+            Change::Event(EventType::Deleted, _) => vec![],
+            Change::Event(EventType::Unspecified, _) => continue,
+            Change::Relisted(objects) => objects,
         };
-        let opened = client
-            .call(|channel| {
-                let request = request.clone();
-                async move { client::objects(channel).watch(request).await.map(|r| r.into_inner()) }
-            })
-            .await
-            .map_err(CtlError::from);
-        let mut stream = match opened {
-            Ok(stream) => stream,
-            // Compacted past the list's revision, or no master for now:
-            // list again below.
-            Err(e) if matches!(e.code(), Some(tonic::Code::OutOfRange | tonic::Code::Unavailable)) => {
-                tokio::time::sleep(REWATCH_PAUSE).await;
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        // Any end of the stream (a master stopped, a compaction) means
-        // listing and watching again.
-        while let Ok(Some(event)) = stream.message().await {
-            let Some(object) = event.object else { continue };
-            match EventType::try_from(event.r#type) {
-                Ok(EventType::Added | EventType::Modified) if reporter.report(&object, revision, io)? => return Ok(()),
-                Ok(EventType::Deleted) => return Err(CtlError::Invalid("object has been deleted".into())),
-                _ => {}
-            }
-        }
-        tokio::time::sleep(REWATCH_PAUSE).await;
     }
-}
-
-async fn list(client: &mut Client, namespace: &str, field_selector: &str) -> Result<ListResponse, CtlError> {
-    let request = ListRequest {
-        kind: Kind::Deployment.name().to_string(),
-        namespace: namespace.to_string(),
-        label_selector: String::new(),
-        allow_stale: false,
-        field_selector: field_selector.to_string(),
-    };
-    client
-        .call(|channel| {
-            let request = request.clone();
-            async move { client::objects(channel).list(request).await.map(|r| r.into_inner()) }
-        })
-        .await
-        .map_err(CtlError::from)
 }
 
 /// Prints each progress line once, however many changes repeat it.
