@@ -53,6 +53,8 @@ pub enum Command {
         #[command(subcommand)]
         command: SetCommand,
     },
+    /// Wait until objects meet a condition, or are deleted.
+    Wait(WaitArgs),
     /// Follow, undo, pause, resume or restart a deployment's rollout.
     Rollout {
         #[command(subcommand)]
@@ -236,6 +238,25 @@ pub enum RolloutCommand {
     Resume(WorkloadArgs),
     /// Replace every pod, by stamping the pod template with the time.
     Restart(WorkloadArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct WaitArgs {
+    /// KIND/NAME..., or KIND NAME..., or KIND with -l or --all.
+    pub resources: Vec<String>,
+    /// condition=NAME[=VALUE] (VALUE: True when omitted),
+    /// jsonpath={.field.path}=VALUE, or delete.
+    #[arg(long = "for", required = true)]
+    pub condition: String,
+    /// Wait for every object of the kind matching this label selector.
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// Wait for every object of the kind.
+    #[arg(long)]
+    pub all: bool,
+    /// Give up after this long (30s, 1m...); 0 checks once.
+    #[arg(long, default_value = "30s", value_parser = crate::duration::parse)]
+    pub timeout: std::time::Duration,
 }
 
 #[derive(Args, Debug)]

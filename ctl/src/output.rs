@@ -506,14 +506,18 @@ pub fn human_duration(d: Duration) -> String {
 
 /// `deployment.apps/web`, `configmap/settings`: kubectl's `-o name`.
 pub fn object_name(object: &Object) -> String {
-    let kind = object.kind().map_or("object", |k| k.name()).to_ascii_lowercase();
-    let group = object
-        .kind()
-        .map(|k| k.api_version())
-        .and_then(|v| v.split_once('/').map(|(group, _)| group))
-        .map(|group| format!(".{group}"))
+    let kind = object.kind().map_or_else(|| "object".to_string(), kind_label);
+    format!("{kind}/{}", object.name())
+}
+
+/// How kubectl names a kind before `/NAME`: `pod`, `deployment.apps`.
+pub fn kind_label(kind: Kind) -> String {
+    let group = kind
+        .api_version()
+        .split_once('/')
+        .map(|(group, _)| format!(".{group}"))
         .unwrap_or_default();
-    format!("{kind}{group}/{}", object.name())
+    format!("{}{group}", kind.name().to_ascii_lowercase())
 }
 
 #[cfg(test)]

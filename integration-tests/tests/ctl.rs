@@ -373,3 +373,74 @@ async fn get_watch_prints_the_objects_then_each_change() -> Result<()> {
     ensure!(out.error.as_deref().is_some_and(|e| e.contains("not found")), "{out:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn wait_blocks_until_conditions_hold_or_times_out() -> Result<()> {
+    let cluster = MasterCluster::start(1, &[]).await?;
+    let servers = cluster.addrs();
+    // No nodes: the scheduler marks the pod unschedulable.
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: lonely, labels: {app: w}}\nspec:\n  containers: [{name: c, image: busybox}]\n";
+    let out = ctl(&servers, &["create", "-f", "-"], pod).await;
+    ensure!(out.ok(), "{out:?}");
+    let out = ctl(
+        &servers,
+        &[
+            "wait",
+            "--for=condition=PodScheduled=False",
+            "pod/lonely",
+            "--timeout=20s",
+        ],
+        "",
+    )
+    .await;
+    ensure!(out.ok() && out.stdout == "pod/lonely condition met\n", "{out:?}");
+    let out = ctl(
+        &servers,
+        &["wait", "--for=jsonpath={.status.phase}=Pending", "pods", "-l", "app=w"],
+        "",
+    )
+    .await;
+    ensure!(out.ok() && out.stdout == "pod/lonely condition met\n", "{out:?}");
+
+    // Never ready: the timeout, and 0 to look once.
+    for timeout in ["--timeout=1s", "--timeout=0"] {
+        let out = ctl(&servers, &["wait", "--for=condition=Ready", "pod/lonely", timeout], "").await;
+        let error = out.error.clone().unwrap_or_default();
+        ensure!(
+            error.contains("timed out waiting for the condition on pods/lonely"),
+            "{out:?}"
+        );
+    }
+
+    // Deletion, waited for while it happens.
+    let out = ctl(&servers, &["create", "-f", "-"], &config_map_yaml("doomed")).await;
+    ensure!(out.ok(), "{out:?}");
+    let (waited, deleted) = tokio::join!(
+        ctl(&servers, &["wait", "--for=delete", "configmap/doomed"], ""),
+        ctl(&servers, &["delete", "configmap", "doomed"], "")
+    );
+    ensure!(deleted.ok(), "{deleted:?}");
+    ensure!(
+        waited.ok() && waited.stdout == "configmap/doomed condition met\n",
+        "{waited:?}"
+    );
+
+    // Clear errors for what cannot be waited for.
+    let out = ctl(&servers, &["wait", "--for=condition=Ready", "pod/missing"], "").await;
+    ensure!(out.error.as_deref().is_some_and(|e| e.contains("not found")), "{out:?}");
+    let out = ctl(&servers, &["wait", "--for=condition=Ready", "pods"], "").await;
+    ensure!(
+        out.error
+            .as_deref()
+            .is_some_and(|e| e.contains("no name was specified")),
+        "{out:?}"
+    );
+    let out = ctl(&servers, &["wait", "--for=ready", "pod/lonely"], "").await;
+    ensure!(
+        out.error
+            .as_deref()
+            .is_some_and(|e| e.contains("unrecognized condition")),
+        "{out:?}"
+    );
+    Ok(())
+}

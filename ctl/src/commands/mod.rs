@@ -21,6 +21,7 @@ mod rollout;
 mod rollout_status;
 mod scale;
 mod set_image;
+mod wait;
 mod workload;
 
 pub(crate) use apply::LAST_APPLIED;
@@ -50,6 +51,7 @@ pub async fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), CtlError> {
         Command::Set {
             command: SetCommand::Image { args },
         } => set_image::run(&mut client, &args, namespace.as_deref(), io).await,
+        Command::Wait(args) => wait::run(&mut client, &args, namespace.as_deref(), io).await,
         Command::Rollout { command } => rollout(&mut client, command, namespace.as_deref(), io).await,
     }
 }
