@@ -275,7 +275,8 @@ pub struct DrainArgs {
 
 #[derive(Args, Debug)]
 pub struct LogsArgs {
-    /// The pod (or pod/NAME).
+    /// The pod (NAME or pod/NAME), or deploy/NAME or rs/NAME for one of
+    /// their pods.
     pub pod: String,
     /// The container; needed when the pod has several.
     #[arg(short = 'c', long)]
@@ -296,7 +297,8 @@ pub struct LogsArgs {
 
 #[derive(Args, Debug)]
 pub struct ExecArgs {
-    /// The pod (or pod/NAME).
+    /// The pod (NAME or pod/NAME), or deploy/NAME or rs/NAME for one of
+    /// their pods.
     pub pod: String,
     /// The container; needed when the pod has several.
     #[arg(short = 'c', long)]

@@ -163,6 +163,18 @@ async fn a_deployment_spreads_heals_and_scales() -> Result<()> {
     nodes.sort();
     assert_eq!(nodes, vec!["a", "a", "b", "b"]);
 
+    // exec and logs reach one of the Deployment's pods, and say which.
+    let out = ctl(
+        &cluster.servers(),
+        &["exec", "deploy/web", "--", "sh", "-c", "echo v$VERSION"],
+        "",
+    )
+    .await;
+    ensure!(out.ok() && out.stdout == "v1\n", "{out:?}");
+    ensure!(out.stderr.starts_with("Found 4 pods, using pod/web-"), "{out:?}");
+    let out = ctl(&cluster.servers(), &["logs", "deploy/web"], "").await;
+    ensure!(out.ok(), "{out:?}");
+
     // A container killed behind the agent's back is restarted.
     let victim = running[0].metadata.clone().unwrap_or_default();
     let containers = cluster.containers("io.bosun.pod.uid", &victim.uid)?;

@@ -10,7 +10,7 @@ use bosun_proto::api::{exec_request, exec_response, ExecRequest, ExecStart, Term
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::{namespace_or_default, pod_name};
+use super::{namespace_or_default, target_pod};
 use crate::cli::ExecArgs;
 use crate::{Client, CtlError, Io};
 
@@ -49,9 +49,10 @@ impl Drop for RawMode {
 pub async fn run(client: &Client, args: &ExecArgs, namespace: Option<&str>, io: &mut Io<'_>) -> Result<(), CtlError> {
     let interactive = args.stdin && std::io::stdin().is_terminal();
     let tty = args.tty && interactive;
+    let namespace = namespace_or_default(namespace);
     let start = ExecStart {
-        namespace: namespace_or_default(namespace),
-        name: pod_name(&args.pod)?,
+        name: target_pod(client, &namespace, &args.pod, io).await?,
+        namespace,
         container: args.container.clone().unwrap_or_default(),
         command: args.command.clone(),
         stdin: args.stdin,

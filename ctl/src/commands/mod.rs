@@ -1,7 +1,7 @@
 //! One module per subcommand, plus what they share: resolving kinds and
 //! namespaces, fetching objects, editing one object safely.
 
-use bosun_proto::api::{GetRequest, ListRequest, Object};
+use bosun_proto::api::{Deployment, GetRequest, ListRequest, Object, Pod, ReplicaSet};
 use bosun_proto::Kind;
 
 use crate::cli::{Cli, ClusterCommand, Command, RolloutCommand, SetCommand};
@@ -143,15 +143,69 @@ fn parse_kind(text: &str) -> Result<Kind, CtlError> {
     Kind::parse(text).map_err(|e| CtlError::Invalid(e.to_string()))
 }
 
-/// `web` or `pod/web` → `web`.
-fn pod_name(arg: &str) -> Result<String, CtlError> {
-    match arg.split_once('/') {
-        Some((kind, name)) if parse_kind(kind)? == Kind::Pod => Ok(name.to_string()),
-        Some((kind, _)) => Err(CtlError::Invalid(format!(
-            "{kind} is not a pod; logs and exec work on pods"
-        ))),
-        None => Ok(arg.to_string()),
+/// The pod a `logs` or `exec` argument names: `web` or `pod/web`, or one
+/// of the pods of a Deployment or ReplicaSet (`deploy/web`), chosen as
+/// kubectl does ([`pick_pod`]) and named on stderr when there were
+/// several.
+async fn target_pod(client: &Client, namespace: &str, arg: &str, io: &mut Io<'_>) -> Result<String, CtlError> {
+    let Some((kind_arg, name)) = arg.split_once('/') else {
+        return Ok(arg.to_string());
+    };
+    let kind = parse_kind(kind_arg)?;
+    let mut client = client.clone();
+    let selector = match kind {
+        Kind::Pod => return Ok(name.to_string()),
+        Kind::Deployment => {
+            let object = get_object(&mut client, kind, namespace, name).await?;
+            Deployment::try_from(object).ok().and_then(|d| d.spec?.selector)
+        }
+        Kind::ReplicaSet => {
+            let object = get_object(&mut client, kind, namespace, name).await?;
+            ReplicaSet::try_from(object).ok().and_then(|rs| rs.spec?.selector)
+        }
+        _ => {
+            return Err(CtlError::Invalid(format!(
+                "{kind_arg} is not a pod; logs and exec work on pods, deployments and replicasets"
+            )))
+        }
+    };
+    let selector = workload::selector_string(selector.as_ref());
+    let pods: Vec<Pod> = list_objects(&mut client, Kind::Pod, namespace, &selector, "")
+        .await?
+        .into_iter()
+        .filter_map(|o| Pod::try_from(o).ok())
+        .collect();
+    let chosen = pick_pod(&pods)
+        .and_then(|p| p.metadata.as_ref())
+        .map(|m| m.name.clone())
+        .ok_or_else(|| CtlError::Invalid(format!("no pods found for {}/{name}", crate::output::kind_label(kind))))?;
+    if pods.len() > 1 {
+        writeln!(io.stderr, "Found {} pods, using pod/{chosen}", pods.len())?;
     }
+    Ok(chosen)
+}
+
+/// The pod kubectl would pick among a workload's: not being deleted, then
+/// bound to a node, running, ready, and the one running longest.
+fn pick_pod(pods: &[Pod]) -> Option<&Pod> {
+    let key = |pod: &Pod| {
+        let meta = pod.metadata.clone().unwrap_or_default();
+        let status = pod.status.clone().unwrap_or_default();
+        let ready = status
+            .conditions
+            .iter()
+            .any(|c| c.r#type == "Ready" && c.status == "True");
+        let created = meta.creation_timestamp.map_or((i64::MAX, 0), |t| (t.seconds, t.nanos));
+        (
+            meta.deletion_timestamp.is_none(),
+            pod.spec.as_ref().is_some_and(|s| !s.node_name.is_empty()),
+            status.phase == "Running",
+            ready,
+            std::cmp::Reverse(created),
+            std::cmp::Reverse(meta.name),
+        )
+    };
+    pods.iter().max_by_key(|pod| key(pod))
 }
 
 /// The namespace a command addresses: `-n`, else "default".
@@ -239,6 +293,63 @@ fn per_object(io: &mut Io<'_>, error: CtlError, failed: &mut usize) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use bosun_proto::api::{ObjectMeta, PodCondition, PodSpec, PodStatus};
+
+    fn pod(name: &str, node: &str, phase: &str, ready: bool, created: i64, deleting: bool) -> Pod {
+        Pod {
+            metadata: Some(ObjectMeta {
+                name: name.into(),
+                creation_timestamp: Some(prost_types::Timestamp {
+                    seconds: created,
+                    nanos: 0,
+                }),
+                deletion_timestamp: deleting.then_some(prost_types::Timestamp::default()),
+                ..Default::default()
+            }),
+            spec: Some(PodSpec {
+                node_name: node.into(),
+                ..Default::default()
+            }),
+            status: Some(PodStatus {
+                phase: phase.into(),
+                conditions: vec![PodCondition {
+                    r#type: "Ready".into(),
+                    status: if ready { "True" } else { "False" }.into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_pod_picked_for_logs_and_exec_is_the_most_alive_and_oldest() {
+        let name = |pods: &[Pod]| pick_pod(pods).map(|p| p.metadata.clone().unwrap().name);
+        let unbound = pod("unbound", "", "Pending", false, 1, false);
+        let pending = pod("pending", "n1", "Pending", false, 1, false);
+        let running = pod("running", "n1", "Running", false, 1, false);
+        let ready_new = pod("ready-new", "n1", "Running", true, 20, false);
+        let ready_old = pod("ready-old", "n1", "Running", true, 10, false);
+        let leaving = pod("leaving", "n1", "Running", true, 5, true);
+        assert_eq!(name(&[]), None);
+        assert_eq!(name(&[unbound.clone(), pending.clone()]).as_deref(), Some("pending"));
+        assert_eq!(name(&[pending.clone(), running.clone()]).as_deref(), Some("running"));
+        assert_eq!(
+            name(&[running.clone(), ready_new.clone()]).as_deref(),
+            Some("ready-new")
+        );
+        assert_eq!(
+            name(&[ready_new.clone(), ready_old.clone()]).as_deref(),
+            Some("ready-old")
+        );
+        assert_eq!(
+            name(&[leaving, running]).as_deref(),
+            Some("running"),
+            "not one being deleted"
+        );
+    }
 
     fn targets(args: &[&str]) -> Result<Vec<(Kind, String)>, String> {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
