@@ -251,7 +251,10 @@ async fn a_crashing_container_backs_off_with_growing_delays() -> Result<()> {
     assert_eq!(event.r#type, "Warning");
     assert_eq!(event.source.unwrap_or_default().host, "node-a");
     let out = ctl(&servers, &["describe", "pod", "crash"], "").await;
-    assert!(out.stdout.contains("BackOff"), "{out:?}");
+    assert!(
+        out.stdout.contains("BackOff") && out.stdout.contains(" (x"),
+        "counted as kubectl shows it: {out:?}"
+    );
     Ok(())
 }
 

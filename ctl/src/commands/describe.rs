@@ -283,10 +283,16 @@ async fn events_section(client: &mut Client, object: &Object) -> Result<String, 
         .iter()
         .map(|e| {
             let last = e.last_timestamp.or(e.first_timestamp);
+            // kubectl's "10s (x5 over 2m)" for an event seen several times.
+            let mut age = crate::output::age(last.as_ref());
+            if e.count > 1 {
+                let first = e.first_timestamp.or(e.last_timestamp);
+                age = format!("{age} (x{} over {})", e.count, crate::output::age(first.as_ref()));
+            }
             vec![
                 e.r#type.clone(),
                 e.reason.clone(),
-                crate::output::age(last.as_ref()),
+                age,
                 e.source.as_ref().map(|s| s.component.clone()).unwrap_or_default(),
                 e.message.clone(),
             ]
