@@ -53,6 +53,10 @@ pub enum Command {
         #[command(subcommand)]
         command: SetCommand,
     },
+    /// Add, change (--overwrite) or remove (KEY-) labels of objects.
+    Label(MetadataArgs),
+    /// Add, change (--overwrite) or remove (KEY-) annotations of objects.
+    Annotate(MetadataArgs),
     /// Wait until objects meet a condition, or are deleted.
     Wait(WaitArgs),
     /// Follow, undo, pause, resume or restart a deployment's rollout.
@@ -238,6 +242,26 @@ pub enum RolloutCommand {
     Resume(WorkloadArgs),
     /// Replace every pod, by stamping the pod template with the time.
     Restart(WorkloadArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct MetadataArgs {
+    /// KIND NAME... or KIND/NAME... (or KIND with -l or --all), then
+    /// KEY=VALUE to set and KEY- to remove.
+    #[arg(required = true)]
+    pub args: Vec<String>,
+    /// Replace values that are already set.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Every object of the kind matching this label selector.
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// Every object of the kind.
+    #[arg(long)]
+    pub all: bool,
+    /// Only if the object is still at this resourceVersion.
+    #[arg(long)]
+    pub resource_version: Option<u64>,
 }
 
 #[derive(Args, Debug)]

@@ -444,3 +444,57 @@ async fn wait_blocks_until_conditions_hold_or_times_out() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn label_and_annotate_change_metadata_as_kubectl_does() -> Result<()> {
+    let cluster = MasterCluster::start(1, &[]).await?;
+    let servers = cluster.addrs();
+    for name in ["one", "two"] {
+        let out = ctl(&servers, &["create", "-f", "-"], &config_map_yaml(name)).await;
+        ensure!(out.ok(), "{out:?}");
+    }
+    let run = |args: &'static [&'static str]| {
+        let servers = servers.clone();
+        async move { ctl(&servers, args, "").await }
+    };
+    let out = run(&["label", "configmaps", "one", "two", "tier=db"]).await;
+    ensure!(
+        out.ok() && out.stdout == "configmap/one labeled\nconfigmap/two labeled\n",
+        "{out:?}"
+    );
+    let out = run(&["get", "cm", "-l", "tier=db", "-o", "name"]).await;
+    ensure!(out.stdout == "configmap/one\nconfigmap/two\n", "{out:?}");
+
+    // A different value needs --overwrite; the same value is no change.
+    let out = run(&["label", "cm/one", "tier=web"]).await;
+    let error = out.error.clone().unwrap_or_default();
+    ensure!(
+        error.contains("'tier' already has a value (db), and --overwrite is false"),
+        "{out:?}"
+    );
+    let out = run(&["label", "cm/one", "tier=db"]).await;
+    ensure!(out.ok() && out.stdout == "configmap/one not labeled\n", "{out:?}");
+    let out = run(&["label", "cm/one", "tier=web", "--overwrite"]).await;
+    ensure!(out.ok() && out.stdout == "configmap/one labeled\n", "{out:?}");
+
+    // Removal, over a selector.
+    let out = run(&["label", "cm", "-l", "tier", "tier-"]).await;
+    ensure!(
+        out.ok() && out.stdout == "configmap/one unlabeled\nconfigmap/two unlabeled\n",
+        "{out:?}"
+    );
+    let out = run(&["get", "cm", "-l", "tier", "-o", "name"]).await;
+    ensure!(out.stdout.is_empty(), "{out:?}");
+
+    let out = run(&["annotate", "cm/two", "owner=team-a"]).await;
+    ensure!(out.ok() && out.stdout == "configmap/two annotated\n", "{out:?}");
+    let out = run(&["get", "cm", "two", "-o", "json"]).await;
+    ensure!(out.stdout.contains("\"owner\": \"team-a\""), "{out:?}");
+
+    // Bad input is refused and changes nothing.
+    let out = run(&["label", "cm/two", "Not A Key!=x"]).await;
+    ensure!(!out.ok(), "{out:?}");
+    let out = run(&["label", "cm/missing", "a=b"]).await;
+    ensure!(!out.ok() && out.stderr.contains("not found"), "{out:?}");
+    Ok(())
+}

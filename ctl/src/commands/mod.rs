@@ -15,6 +15,7 @@ mod describe_workload;
 mod exec;
 mod follow;
 mod get;
+mod label;
 mod logs;
 mod node;
 mod rollout;
@@ -51,6 +52,10 @@ pub async fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), CtlError> {
         Command::Set {
             command: SetCommand::Image { args },
         } => set_image::run(&mut client, &args, namespace.as_deref(), io).await,
+        Command::Label(args) => label::run(&mut client, &args, label::Field::Labels, namespace.as_deref(), io).await,
+        Command::Annotate(args) => {
+            label::run(&mut client, &args, label::Field::Annotations, namespace.as_deref(), io).await
+        }
         Command::Wait(args) => wait::run(&mut client, &args, namespace.as_deref(), io).await,
         Command::Rollout { command } => rollout(&mut client, command, namespace.as_deref(), io).await,
     }

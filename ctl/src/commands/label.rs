@@ -1,0 +1,251 @@
+//! `ctl label` and `ctl annotate`: add, change or remove an object's
+//! labels or annotations, as kubectl does: `KEY=VALUE` sets, `KEY-`
+//! removes, a value already set is only replaced with `--overwrite`, and
+//! each object is edited against the version it was read at (a concurrent
+//! writer makes ctl read and edit again).
+
+use std::collections::HashMap;
+
+use bosun_proto::api::Object;
+use bosun_proto::Kind;
+
+use super::workload::{edit, Edit};
+use super::{list_objects, named_targets, namespace_or_default, parse_kind, per_object};
+use crate::cli::MetadataArgs;
+use crate::output::object_name;
+use crate::{Client, CtlError, Io};
+
+/// Which map of the metadata a command edits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    Labels,
+    Annotations,
+}
+
+impl Field {
+    fn noun(self) -> &'static str {
+        match self {
+            Field::Labels => "label",
+            Field::Annotations => "annotation",
+        }
+    }
+}
+
+/// The changes asked for: keys to set and keys to remove.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    pub set: Vec<(String, String)>,
+    pub remove: Vec<String>,
+}
+
+/// Splits the arguments into the objects (first) and the changes
+/// (`KEY=VALUE`, `KEY-`, last), as kubectl does.
+///
+/// # Errors
+/// No change, a change before an object, or a malformed change.
+pub fn split(args: &[String], field: Field) -> Result<(Vec<String>, Changes), CtlError> {
+    let is_change = |arg: &String| arg.contains('=') || arg.ends_with('-');
+    let first_change = args.iter().position(is_change).unwrap_or(args.len());
+    let (objects, changes) = args.split_at(first_change);
+    if changes.is_empty() {
+        return Err(CtlError::Invalid(format!(
+            "at least one {} update is required",
+            field.noun()
+        )));
+    }
+    let mut parsed = Changes::default();
+    for change in changes {
+        if let Some((key, value)) = change.split_once('=') {
+            if key.is_empty() {
+                return Err(CtlError::Invalid(format!("invalid {} spec: {change}", field.noun())));
+            }
+            parsed.set.push((key.to_string(), value.to_string()));
+        } else if let Some(key) = change.strip_suffix('-').filter(|k| !k.is_empty()) {
+            parsed.remove.push(key.to_string());
+        } else {
+            return Err(CtlError::Invalid(format!("invalid {} spec: {change}", field.noun())));
+        }
+    }
+    if let Some((key, _)) = parsed.set.iter().find(|(key, _)| parsed.remove.contains(key)) {
+        return Err(CtlError::Invalid(format!(
+            "can not both modify and remove the {} {key:?} in the same command",
+            field.noun()
+        )));
+    }
+    Ok((objects.to_vec(), parsed))
+}
+
+/// Applies `changes` to `map`: whether it changed.
+///
+/// # Errors
+/// A key set to another value without `overwrite`.
+pub fn apply(map: &mut HashMap<String, String>, changes: &Changes, overwrite: bool) -> Result<bool, CtlError> {
+    if !overwrite {
+        for (key, value) in &changes.set {
+            if let Some(current) = map.get(key).filter(|current| *current != value) {
+                return Err(CtlError::Invalid(format!(
+                    "'{key}' already has a value ({current}), and --overwrite is false"
+                )));
+            }
+        }
+    }
+    let before = map.clone();
+    for key in &changes.remove {
+        map.remove(key);
+    }
+    for (key, value) in &changes.set {
+        map.insert(key.clone(), value.clone());
+    }
+    Ok(*map != before)
+}
+
+/// # Errors
+/// Bad arguments, or objects that could not be edited (each reported,
+/// then counted).
+pub async fn run(
+    client: &mut Client,
+    args: &MetadataArgs,
+    field: Field,
+    namespace: Option<&str>,
+    io: &mut Io<'_>,
+) -> Result<(), CtlError> {
+    let (objects, changes) = split(&args.args, field)?;
+    let namespace = namespace_or_default(namespace);
+    let targets = targets(client, &objects, args, &namespace).await?;
+    let mut failed = 0;
+    for (kind, name) in &targets {
+        let result = edit(client, *kind, &namespace, name, |object| {
+            edit_object(object, field, &changes, args)
+        })
+        .await;
+        match result {
+            Ok((object, Edit::Write(verb) | Edit::Keep(verb))) => {
+                writeln!(io.stdout, "{} {verb}", object_name(&object))?
+            }
+            Err(e) => per_object(io, e, &mut failed)?,
+        }
+    }
+    if failed > 0 {
+        return Err(CtlError::SomeFailed {
+            failed,
+            total: targets.len(),
+        });
+    }
+    Ok(())
+}
+
+/// The objects: named (`KIND NAME...`, `KIND/NAME...`), or every one of a
+/// kind matching `-l` (or all of them with `--all`).
+async fn targets(
+    client: &mut Client,
+    objects: &[String],
+    args: &MetadataArgs,
+    namespace: &str,
+) -> Result<Vec<(Kind, String)>, CtlError> {
+    if args.selector.is_none() && !args.all {
+        return named_targets(objects);
+    }
+    let [kind] = objects else {
+        return Err(CtlError::Invalid(
+            "with a selector or --all, give only the kind of the objects".into(),
+        ));
+    };
+    let kind = parse_kind(kind)?;
+    let selector = args.selector.clone().unwrap_or_default();
+    let found = list_objects(client, kind, namespace, &selector, "").await?;
+    if found.is_empty() {
+        return Err(CtlError::Invalid("no objects passed to apply".into()));
+    }
+    Ok(found.iter().map(|o| (kind, o.name().to_string())).collect())
+}
+
+/// Edits one object's labels or annotations; the word to print.
+fn edit_object(
+    object: &mut Object,
+    field: Field,
+    changes: &Changes,
+    args: &MetadataArgs,
+) -> Result<Edit<&'static str>, CtlError> {
+    let Some(meta) = object.metadata_mut() else {
+        return Err(CtlError::Invalid("the object has no metadata".into()));
+    };
+    if let Some(wanted) = args.resource_version {
+        if meta.resource_version != wanted {
+            return Err(CtlError::Invalid(format!(
+                "the object has been modified: its resourceVersion is {}, not {wanted}",
+                meta.resource_version
+            )));
+        }
+    }
+    let map = match field {
+        Field::Labels => &mut meta.labels,
+        Field::Annotations => &mut meta.annotations,
+    };
+    let before = map.len();
+    if !apply(map, changes, args.overwrite)? {
+        return Ok(Edit::Keep(match field {
+            Field::Labels => "not labeled",
+            Field::Annotations => "annotated",
+        }));
+    }
+    Ok(Edit::Write(match field {
+        Field::Labels if map.len() < before && !args.overwrite => "unlabeled",
+        Field::Labels => "labeled",
+        Field::Annotations => "annotated",
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn arguments_split_into_objects_then_changes() {
+        let (objects, changes) = split(
+            &strings(&["pods", "a", "b", "tier=db", "old-", "empty="]),
+            Field::Labels,
+        )
+        .unwrap();
+        assert_eq!(objects, ["pods", "a", "b"]);
+        assert_eq!(
+            changes.set,
+            [
+                ("tier".to_string(), "db".to_string()),
+                ("empty".to_string(), String::new())
+            ]
+        );
+        assert_eq!(changes.remove, ["old"]);
+        for (bad, words) in [
+            (vec!["pods", "a"], "at least one label update is required"),
+            (vec!["pods", "a", "=x"], "invalid label spec: =x"),
+            (vec!["pods", "a", "-"], "invalid label spec: -"),
+            (vec!["pods", "a", "k=v", "k-"], "can not both modify and remove"),
+        ] {
+            let error = split(&strings(&bad), Field::Labels).unwrap_err().to_string();
+            assert!(error.contains(words), "{bad:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn values_change_only_with_overwrite_and_removals_always() {
+        let changes = |args: &[&str]| split(&strings(&[&["pod/a"], args].concat()), Field::Labels).unwrap().1;
+        let mut labels = HashMap::from([("app".to_string(), "web".to_string())]);
+        assert!(
+            !apply(&mut labels, &changes(&["app=web"]), false).unwrap(),
+            "the same value is no change"
+        );
+        let error = apply(&mut labels, &changes(&["app=db"]), false)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(error, "'app' already has a value (web), and --overwrite is false");
+        assert!(apply(&mut labels, &changes(&["app=db", "tier=x"]), true).unwrap());
+        assert_eq!(labels.get("app").map(String::as_str), Some("db"));
+        assert!(apply(&mut labels, &changes(&["tier-"]), false).unwrap());
+        assert!(!apply(&mut labels, &changes(&["missing-"]), false).unwrap());
+        assert_eq!(labels, HashMap::from([("app".to_string(), "db".to_string())]));
+    }
+}
