@@ -241,7 +241,10 @@ mod tests {
         let error = apply(&mut labels, &changes(&["app=db"]), false)
             .unwrap_err()
             .to_string();
-        assert_eq!(error, "'app' already has a value (web), and --overwrite is false");
+        assert_eq!(
+            error,
+            "error: 'app' already has a value (web), and --overwrite is false"
+        );
         assert!(apply(&mut labels, &changes(&["app=db", "tier=x"]), true).unwrap());
         assert_eq!(labels.get("app").map(String::as_str), Some("db"));
         assert!(apply(&mut labels, &changes(&["tier-"]), false).unwrap());
