@@ -214,6 +214,13 @@ async fn a_deployment_spreads_heals_and_scales() -> Result<()> {
     assert_eq!(rs.len(), 1, "scaling makes no new ReplicaSet");
     let out = ctl(&cluster.servers(), &["get", "deploy,rs"], "").await;
     assert!(out.stdout.contains("3/3"), "{}", out.stdout);
+    let out = ctl(&cluster.servers(), &["get", "all"], "").await;
+    assert!(
+        out.stdout.contains("pod/web-")
+            && out.stdout.contains("deployment.apps/web")
+            && out.stdout.contains("replicaset.apps/web-"),
+        "{out:?}"
+    );
     Ok(())
 }
 

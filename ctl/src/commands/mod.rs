@@ -86,7 +86,10 @@ async fn rollout(
     }
 }
 
-/// Parses `pods`, `deploy,rs` or `deploy/web` into kinds and names.
+/// kubectl's `all`: the kinds an application is made of.
+const ALL: [Kind; 4] = [Kind::Pod, Kind::Service, Kind::Deployment, Kind::ReplicaSet];
+
+/// Parses `pods`, `deploy,rs`, `all` or `deploy/web` into kinds and names.
 fn resolve(kind_arg: &str, names: &[String]) -> Result<Vec<(Kind, Vec<String>)>, CtlError> {
     if let Some((kind, name)) = kind_arg.split_once('/') {
         let kind = parse_kind(kind)?;
@@ -94,7 +97,19 @@ fn resolve(kind_arg: &str, names: &[String]) -> Result<Vec<(Kind, Vec<String>)>,
         all.extend(names.iter().cloned());
         return Ok(vec![(kind, all)]);
     }
-    let kinds: Vec<Kind> = kind_arg.split(',').map(parse_kind).collect::<Result<_, _>>()?;
+    let mut kinds: Vec<Kind> = Vec::new();
+    for part in kind_arg.split(',') {
+        let parsed = if part == "all" {
+            ALL.to_vec()
+        } else {
+            vec![parse_kind(part)?]
+        };
+        for kind in parsed {
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
+        }
+    }
     if kinds.len() > 1 && !names.is_empty() {
         return Err(CtlError::Invalid(
             "names cannot be given with several kinds; use KIND/NAME".into(),
@@ -142,7 +157,7 @@ fn named_targets(args: &[String]) -> Result<Vec<(Kind, String)>, CtlError> {
 fn parse_kind(text: &str) -> Result<Kind, CtlError> {
     if text == "all" {
         return Err(CtlError::Invalid(
-            "\"all\" is not supported; name the kinds, e.g. deploy,rs,pods".into(),
+            "\"all\" stands for several kinds; name one kind here, e.g. deploy".into(),
         ));
     }
     Kind::parse(text).map_err(|e| CtlError::Invalid(e.to_string()))
@@ -327,6 +342,23 @@ mod tests {
             }),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn all_stands_for_the_kinds_of_an_application() {
+        let kinds = |arg: &str| -> Vec<Kind> { resolve(arg, &[]).unwrap().into_iter().map(|(k, _)| k).collect() };
+        assert_eq!(kinds("all"), ALL);
+        assert_eq!(
+            kinds("cm,all,pods"),
+            [
+                Kind::ConfigMap,
+                Kind::Pod,
+                Kind::Service,
+                Kind::Deployment,
+                Kind::ReplicaSet
+            ]
+        );
+        assert!(resolve("all", &["web".to_string()]).is_err(), "names need one kind");
     }
 
     #[test]
