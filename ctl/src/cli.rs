@@ -26,8 +26,11 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Create objects from manifests.
-    Create(FileArgs),
+    /// Create objects from manifests, or one object from flags
+    /// (namespace, configmap, secret generic, deployment).
+    Create(CreateArgs),
+    /// Run an image in a new pod, labelled run=NAME.
+    Run(RunArgs),
     /// Create objects, or update them to match the manifests.
     Apply(FileArgs),
     /// List objects or show one.
@@ -69,6 +72,92 @@ pub enum Command {
         #[command(subcommand)]
         command: ClusterCommand,
     },
+}
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    pub files: FileArgs,
+    #[command(subcommand)]
+    pub what: Option<CreateCommand>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CreateCommand {
+    /// A namespace.
+    #[command(alias = "ns")]
+    Namespace { name: String },
+    /// A ConfigMap from literal values and files.
+    #[command(alias = "cm")]
+    Configmap(DataArgs),
+    /// A Secret.
+    Secret {
+        #[command(subcommand)]
+        kind: SecretCommand,
+    },
+    /// A Deployment of pods running the images, labelled app=NAME.
+    #[command(alias = "deploy")]
+    Deployment(DeploymentArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SecretCommand {
+    /// An Opaque secret from literal values and files.
+    Generic(DataArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DataArgs {
+    pub name: String,
+    /// KEY=VALUE; repeatable.
+    #[arg(long = "from-literal")]
+    pub literals: Vec<String>,
+    /// [KEY=]PATH: a file (its name is the key) or a directory (each of
+    /// its files); repeatable.
+    #[arg(long = "from-file")]
+    pub files: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct DeploymentArgs {
+    pub name: String,
+    /// An image to run; one container per image. Repeatable.
+    #[arg(long, required = true)]
+    pub image: Vec<String>,
+    #[arg(long, default_value_t = 1)]
+    pub replicas: i32,
+    /// A port the container listens on (with a single image).
+    #[arg(long)]
+    pub port: Option<i32>,
+    /// The command to run, after `--` (with a single image).
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    pub name: String,
+    #[arg(long, required = true)]
+    pub image: String,
+    /// A port the container listens on.
+    #[arg(long)]
+    pub port: Option<i32>,
+    /// KEY=VALUE environment variables; repeatable.
+    #[arg(long)]
+    pub env: Vec<String>,
+    /// Labels as k=v,k2=v2 (default: run=NAME).
+    #[arg(short = 'l', long)]
+    pub labels: Option<String>,
+    /// Always, OnFailure or Never.
+    #[arg(long, default_value = "Always")]
+    pub restart: String,
+    /// The words after `--` are the command, not the image's arguments.
+    #[arg(long)]
+    pub command: bool,
+    /// Arguments for the image's command (or the command with --command).
+    #[arg(last = true)]
+    pub args: Vec<String>,
 }
 
 #[derive(Args, Debug)]

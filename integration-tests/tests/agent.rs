@@ -314,6 +314,33 @@ async fn restart_policies_on_failure_and_never_behave_as_in_kubernetes() -> Resu
             |p| statuses(p).first().is_some_and(|s| s.restart_count >= 1) && phase(p) == "Running",
         )
         .await?;
+
+    // `ctl run` makes such a pod from flags; the scheduler places it.
+    let servers = cluster.servers();
+    let out = ctl(
+        &servers,
+        &[
+            "run",
+            "once",
+            &format!("--image={TEST_IMAGE}"),
+            "--restart=Never",
+            "--command",
+            "--",
+            "sh",
+            "-c",
+            "echo from-run",
+        ],
+        "",
+    )
+    .await;
+    ensure!(out.ok() && out.stdout == "pod/once created\n", "{out:?}");
+    cluster
+        .wait_pod("once", Duration::from_secs(30), "the run pod to succeed", |p| {
+            phase(p) == "Succeeded"
+        })
+        .await?;
+    let out = ctl(&servers, &["logs", "once"], "").await;
+    ensure!(out.stdout == "from-run\n", "{out:?}");
     Ok(())
 }
 

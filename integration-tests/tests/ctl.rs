@@ -498,3 +498,122 @@ async fn label_and_annotate_change_metadata_as_kubectl_does() -> Result<()> {
     ensure!(!out.ok() && out.stderr.contains("not found"), "{out:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn create_from_flags_and_run_make_the_objects_kubectl_would() -> Result<()> {
+    let cluster = MasterCluster::start(1, &[]).await?;
+    let servers = cluster.addrs();
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("app.conf"), "color = blue\n")?;
+    let file = dir.path().join("app.conf").display().to_string();
+    let secret_file = format!("key={file}");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["create", "namespace", "team"], "namespace/team created\n"),
+        (
+            vec![
+                "-n",
+                "team",
+                "create",
+                "configmap",
+                "settings",
+                "--from-literal=mode=fast",
+                "--from-file",
+                &file,
+            ],
+            "configmap/settings created\n",
+        ),
+        (
+            vec![
+                "-n",
+                "team",
+                "create",
+                "secret",
+                "generic",
+                "creds",
+                "--from-literal=password=hunter2",
+                "--from-file",
+                &secret_file,
+            ],
+            "secret/creds created\n",
+        ),
+        (
+            vec![
+                "-n",
+                "team",
+                "create",
+                "deployment",
+                "web",
+                "--image=local/busybox:1",
+                "--replicas=2",
+                "--port=8080",
+            ],
+            "deployment.apps/web created\n",
+        ),
+        (
+            vec![
+                "-n",
+                "team",
+                "run",
+                "once",
+                "--image=local/busybox:1",
+                "--restart=Never",
+                "--env=A=1",
+                "--",
+                "echo",
+                "hi",
+            ],
+            "pod/once created\n",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = ctl(&servers, &args, "").await;
+        ensure!(out.ok() && out.stdout == expected, "{args:?}: {out:?}");
+    }
+    let json = |kind: &'static str, name: &'static str| {
+        let servers = servers.clone();
+        async move {
+            let out = ctl(&servers, &["-n", "team", "get", kind, name, "-o", "json"], "").await;
+            ensure!(out.ok(), "{out:?}");
+            Ok::<serde_json::Value, anyhow::Error>(serde_json::from_str(&out.stdout)?)
+        }
+    };
+    let cm = json("cm", "settings").await?;
+    ensure!(
+        cm["data"]["mode"] == "fast" && cm["data"]["app.conf"] == "color = blue\n",
+        "{cm}"
+    );
+    let secret = json("secret", "creds").await?;
+    ensure!(
+        secret["data"]["password"] == "aHVudGVyMg==",
+        "base64 of hunter2: {secret}"
+    );
+    ensure!(secret["data"]["key"].is_string(), "{secret}");
+    let deploy = json("deploy", "web").await?;
+    ensure!(deploy["spec"]["replicas"] == 2, "{deploy}");
+    ensure!(deploy["spec"]["selector"]["matchLabels"]["app"] == "web", "{deploy}");
+    let container = &deploy["spec"]["template"]["spec"]["containers"][0];
+    ensure!(
+        container["name"] == "busybox" && container["ports"][0]["containerPort"] == 8080,
+        "{deploy}"
+    );
+    let pod = json("pod", "once").await?;
+    ensure!(pod["metadata"]["labels"]["run"] == "once", "{pod}");
+    ensure!(pod["spec"]["restartPolicy"] == "Never", "{pod}");
+    let container = &pod["spec"]["containers"][0];
+    ensure!(
+        container["args"] == serde_json::json!(["echo", "hi"]) && container["env"][0]["value"] == "1",
+        "{pod}"
+    );
+
+    // Bad flags send nothing.
+    let out = ctl(&servers, &["create", "configmap", "bad", "--from-literal=novalue"], "").await;
+    ensure!(
+        out.error.as_deref().is_some_and(|e| e.contains("expected KEY=VALUE")),
+        "{out:?}"
+    );
+    let out = ctl(&servers, &["run", "Bad_Name", "--image=x"], "").await;
+    ensure!(!out.ok(), "{out:?}");
+    let out = ctl(&servers, &["get", "cm", "bad"], "").await;
+    ensure!(!out.ok(), "nothing was created: {out:?}");
+    Ok(())
+}

@@ -30,7 +30,7 @@ fn read(args: &FileArgs, namespace: Option<&str>, io: &mut Io<'_>) -> Result<Vec
     Ok(manifests)
 }
 
-async fn create_one(client: &mut Client, object: Object) -> Result<Object, CtlError> {
+pub(super) async fn create_one(client: &mut Client, object: Object) -> Result<Object, CtlError> {
     client
         .call(|channel| {
             let mut objects = bosun_proto::client::objects(channel);

@@ -14,6 +14,7 @@ mod describe;
 mod describe_workload;
 mod exec;
 mod follow;
+mod generate;
 mod get;
 mod label;
 mod logs;
@@ -35,7 +36,11 @@ pub async fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), CtlError> {
     let mut client = Client::new(cli.server.clone());
     let namespace = cli.namespace.clone();
     match cli.command {
-        Command::Create(args) => apply::create(&mut client, &args, namespace.as_deref(), io).await,
+        Command::Create(args) => match &args.what {
+            Some(what) => generate::create(&mut client, what, namespace.as_deref(), io).await,
+            None => apply::create(&mut client, &args.files, namespace.as_deref(), io).await,
+        },
+        Command::Run(args) => generate::run(&mut client, &args, namespace.as_deref(), io).await,
         Command::Apply(args) => apply::apply(&mut client, &args, namespace.as_deref(), io).await,
         Command::Get(args) => get::run(&mut client, &args, namespace.as_deref(), io).await,
         Command::Describe(args) => describe::run(&mut client, &args, namespace.as_deref(), io).await,
