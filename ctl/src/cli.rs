@@ -224,6 +224,9 @@ pub struct DeleteArgs {
     /// Delete every object of the kind matching this label selector.
     #[arg(short = 'l', long)]
     pub selector: Option<String>,
+    /// Delete every object of the kind in the namespace.
+    #[arg(long, conflicts_with = "selector")]
+    pub all: bool,
     /// Treat "not found" as success.
     #[arg(long)]
     pub ignore_not_found: bool,

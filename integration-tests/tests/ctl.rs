@@ -496,6 +496,17 @@ async fn label_and_annotate_change_metadata_as_kubectl_does() -> Result<()> {
     ensure!(!out.ok(), "{out:?}");
     let out = run(&["label", "cm/missing", "a=b"]).await;
     ensure!(!out.ok() && out.stderr.contains("not found"), "{out:?}");
+
+    // --all, as kubectl's delete.
+    let out = run(&["delete", "cm", "one", "--all"]).await;
+    ensure!(!out.ok(), "names and --all together are refused: {out:?}");
+    let out = run(&["delete", "configmaps", "--all"]).await;
+    ensure!(
+        out.ok() && out.stdout.contains("\"one\" deleted") && out.stdout.contains("\"two\" deleted"),
+        "{out:?}"
+    );
+    let out = run(&["get", "cm", "-o", "name"]).await;
+    ensure!(out.ok() && out.stdout.is_empty(), "{out:?}");
     Ok(())
 }
 

@@ -35,24 +35,26 @@ pub async fn run(
     } else {
         let Some(kind_arg) = &args.kind else {
             return Err(CtlError::Invalid(
-                "say what to delete: KIND NAME, KIND/NAME, KIND -l SELECTOR or -f FILE".into(),
+                "say what to delete: KIND NAME, KIND/NAME, KIND -l SELECTOR, KIND --all or -f FILE".into(),
             ));
         };
         let ns = namespace_or_default(namespace);
         for (kind, names) in resolve(kind_arg, &args.names)? {
-            match (&args.selector, names.is_empty()) {
+            let selected = args.selector.clone().or_else(|| args.all.then(String::new));
+            match (selected, names.is_empty()) {
                 (Some(selector), true) => {
-                    for object in list_objects(client, kind, &ns, selector, "").await? {
+                    for object in list_objects(client, kind, &ns, &selector, "").await? {
                         targets.push((kind, object.namespace().to_string(), object.name().to_string()));
                     }
                 }
                 (None, true) => {
                     return Err(CtlError::Invalid(format!(
-                        "name the {} to delete, or select them with -l",
+                        "name the {} to delete, or select them with -l or --all",
                         kind.plural()
                     )))
                 }
-                (_, false) => targets.extend(names.into_iter().map(|name| (kind, ns.clone(), name))),
+                (Some(_), false) => return Err(CtlError::Invalid("names cannot be given with -l or --all".into())),
+                (None, false) => targets.extend(names.into_iter().map(|name| (kind, ns.clone(), name))),
             }
         }
     }
