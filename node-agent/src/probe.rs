@@ -41,7 +41,6 @@ pub mod check;
 pub mod runner;
 pub mod state;
 
-pub use check::unsupported;
 pub use state::{Failure, Kind, Verdict};
 
 /// A container instance to probe.

@@ -20,7 +20,7 @@ use crate::agent::Shared;
 use crate::env;
 use crate::events;
 use crate::plan::{self, Action, Desired, Memory};
-use crate::probe::{self, Probes};
+use crate::probe::Probes;
 use crate::runtime::{labels, ContainerInfo, ContainerRuntime, ContainerSpec, RuntimeError, SANDBOX_IMAGE};
 
 /// Plan again at least this often, even when nothing seems to change.
@@ -337,9 +337,6 @@ impl<R: ContainerRuntime> Worker<R> {
             .iter()
             .find(|c| c.name == name)
             .ok_or(("CreateContainerError", format!("no container {name:?} in the pod")))?;
-        if let Some(message) = probe::unsupported(container) {
-            return Err(("CreateContainerConfigError", message));
-        }
         if !spec.volumes.is_empty() {
             let names: Vec<&str> = spec.volumes.iter().map(|v| v.name.as_str()).collect();
             return Err((

@@ -6,15 +6,24 @@
 //! The agent runs on the host, where the pod's IP on the agent's Docker
 //! bridge is reachable, so network checks go straight to the pod's IP
 //! (or the probe's `host`). HTTP is a single HTTP/1.1 request on a TCP
-//! connection: only the status line of the answer matters.
+//! connection: only the status line of the answer matters. `scheme: HTTPS`
+//! makes the same request over TLS without verifying the server's
+//! certificate, as the kubelet does: a probe asks whether the server
+//! answers, not who it is.
 
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bosun_proto::api::{int_or_string, Container, HttpGetAction, IntOrString, Probe};
 use futures::StreamExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 
 use super::state::Outcome;
 use crate::runtime::{ContainerRuntime, ExecOutput, RuntimeError};
@@ -75,19 +84,6 @@ impl Target {
             .filter(|p| *p > 0)
             .ok_or_else(|| format!("port {number} is out of range"))
     }
-}
-
-/// Why this agent cannot run a container's probes, if it cannot.
-pub fn unsupported(container: &Container) -> Option<String> {
-    let probes = [
-        ("livenessProbe", &container.liveness_probe),
-        ("readinessProbe", &container.readiness_probe),
-        ("startupProbe", &container.startup_probe),
-    ];
-    probes.into_iter().find_map(|(field, probe)| {
-        let scheme = probe.as_deref()?.http_get.as_ref()?.scheme.to_ascii_uppercase();
-        (scheme == "HTTPS").then(|| format!("{field}.httpGet.scheme HTTPS is not supported by this node agent yet"))
-    })
 }
 
 /// Makes one check of `probe` against `target`, within `timeout`.
@@ -154,17 +150,85 @@ async fn http_get(action: &HttpGetAction, target: &Target, timeout: Duration) ->
         Ok(request) => request,
         Err(message) => return Outcome::Failure(message),
     };
-    let url = format!("http://{}{}", authority(&host, port), path(action));
+    let https = action.scheme.eq_ignore_ascii_case("HTTPS");
+    let scheme = if https { "https" } else { "http" };
+    let url = format!("{scheme}://{}{}", authority(&host, port), path(action));
     let exchange = async {
         let mut stream = TcpStream::connect((host.as_str(), port)).await?;
-        stream.write_all(request.as_bytes()).await?;
-        read_status(&mut stream).await
+        if !https {
+            stream.write_all(request.as_bytes()).await?;
+            return read_status(&mut stream).await;
+        }
+        let name = ServerName::try_from(host.clone())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("host {host:?}: {e}")))?;
+        let connector = tls().map_err(std::io::Error::other)?;
+        let mut tls = connector.connect(name, stream).await?;
+        tls.write_all(request.as_bytes()).await?;
+        read_status(&mut tls).await
     };
     match tokio::time::timeout(timeout, exchange).await {
         Err(_) => Outcome::Failure(format!("GET {url}: timed out after {timeout:?}")),
         Ok(Err(e)) => Outcome::Failure(format!("GET {url}: {e}")),
         Ok(Ok(status)) if (200..=399).contains(&status) => Outcome::Success,
         Ok(Ok(status)) => Outcome::Failure(format!("GET {url}: HTTP probe failed with status code {status}")),
+    }
+}
+
+/// The TLS client of HTTPS probes: any certificate is accepted, as by the
+/// kubelet.
+fn tls() -> Result<TlsConnector, String> {
+    static CONNECTOR: OnceLock<Result<TlsConnector, String>> = OnceLock::new();
+    CONNECTOR
+        .get_or_init(|| {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .map_err(|e| format!("no TLS client: {e}"))?
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+                .with_no_client_auth();
+            Ok(TlsConnector::from(Arc::new(config)))
+        })
+        .clone()
+}
+
+/// Accepts the server's certificate whatever it is, but still checks the
+/// handshake's signatures (so the connection is a real TLS one).
+#[derive(Debug)]
+struct AnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -214,7 +278,7 @@ fn request(action: &HttpGetAction, host: &str, port: u16) -> Result<String, Stri
 }
 
 /// Reads the status code from the answer's first line.
-async fn read_status(stream: &mut TcpStream) -> std::io::Result<u16> {
+async fn read_status(stream: &mut (impl AsyncRead + Unpin)) -> std::io::Result<u16> {
     let invalid = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
     let mut buffer = Vec::with_capacity(256);
     let mut chunk = [0u8; 512];
@@ -439,16 +503,79 @@ mod tests {
         }
     }
 
-    #[test]
-    fn https_probes_are_refused_up_front() {
-        let mut container = Container::default();
-        assert_eq!(unsupported(&container), None);
-        let mut probe = http_probe(numbered(80), "/");
-        probe.http_get.as_mut().unwrap().scheme = "HTTPS".into();
-        container.readiness_probe = Some(Box::new(probe));
-        assert_eq!(
-            unsupported(&container).as_deref(),
-            Some("readinessProbe.httpGet.scheme HTTPS is not supported by this node agent yet")
+    /// A self-signed certificate and its key, for the HTTPS tests only
+    /// (made with `openssl req -x509 -newkey ec ... -subj /CN=probe.test`).
+    const TEST_CERT: &str = "-----BEGIN CERTIFICATE-----\nMIIBgTCCASegAwIBAgIUEOwO7ZEnZCnZGltUUMwE9JPnTNQwCgYIKoZIzj0EAwIw\nFTETMBEGA1UEAwwKcHJvYmUudGVzdDAgFw0yNjExMzAxMDM2NTBaGA8yMTI2MTEw\nNjEwMzY1MFowFTETMBEGA1UEAwwKcHJvYmUudGVzdDBZMBMGByqGSM49AgEGCCqG\nSM49AwEHA0IABDUhNPBw0FFuanazN60zC/OQtkUvncFk+qHgdxW4grbndWo0Km+o\nY2hSI9aaEBo9v6WNip2pv1a5KGa4nGVqbXqjUzBRMB0GA1UdDgQWBBTxV6zvm9Cl\noWdFpopA/dDvhqv/ATAfBgNVHSMEGDAWgBTxV6zvm9CloWdFpopA/dDvhqv/ATAP\nBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0gAMEUCIQD8DMnU7SPT1YQiYHYv\nMJUjzTFMW+2pHeW3XLzeHHUM0AIgCeLjk8MCS6iHO/Rt4mcdh2w1oCQEdmbi1EOF\n06Q1bmM=\n-----END CERTIFICATE-----";
+    const TEST_KEY: &str = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQguAhN4HN4Zfu5rRUz\na2pPW0i23ggRAFaPukmksYlWYkGhRANCAAQ1ITTwcNBRbmp2szetMwvzkLZFL53B\nZPqh4HcVuIK253VqNCpvqGNoUiPWmhAaPb+ljYqdqb9WuShmuJxlam16\n-----END PRIVATE KEY-----";
+
+    /// A one-shot HTTPS server answering `status_line`; returns its port.
+    async fn answer_once_over_tls(status_line: &'static str) -> u16 {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::PrivateKeyDer;
+
+        let cert = CertificateDer::from_pem_slice(TEST_CERT.as_bytes()).unwrap();
+        let key = PrivateKeyDer::from_pem_slice(TEST_KEY.as_bytes()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let Ok(mut stream) = acceptor.accept(stream).await else {
+                return;
+            };
+            let mut request = Vec::new();
+            let mut chunk = [0u8; 1024];
+            while !request.ends_with(b"\r\n\r\n") {
+                match stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => request.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let answer = format!("{status_line}\r\nContent-Length: 0\r\n\r\n");
+            let _ = stream.write_all(answer.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn https_probes_speak_tls_and_accept_any_certificate() {
+        let runtime = crate::runtime::fake::FakeRuntime::default();
+        let https = |port: u16| {
+            let mut probe = http_probe(numbered(port), "/healthz");
+            probe.http_get.as_mut().unwrap().scheme = "HTTPS".into();
+            probe
+        };
+        let port = answer_once_over_tls("HTTP/1.1 200 OK").await;
+        assert_eq!(check(&runtime, &https(port), &target(), SECOND).await, Outcome::Success);
+
+        let port = answer_once_over_tls("HTTP/1.1 503 Service Unavailable").await;
+        let outcome = check(&runtime, &https(port), &target(), SECOND).await;
+        let Outcome::Failure(message) = outcome else {
+            panic!("a 503 fails: {outcome:?}")
+        };
+        assert!(
+            message.starts_with("GET https://127.0.0.1:") && message.ends_with("status code 503"),
+            "{message}"
         );
+
+        // HTTPS to a plain HTTP server, and plain HTTP to a TLS one, fail.
+        let (port, _) = answer_once("HTTP/1.1 200 OK").await;
+        assert!(matches!(
+            check(&runtime, &https(port), &target(), SECOND).await,
+            Outcome::Failure(_)
+        ));
+        let port = answer_once_over_tls("HTTP/1.1 200 OK").await;
+        let plain = http_probe(numbered(port), "/healthz");
+        assert!(matches!(
+            check(&runtime, &plain, &target(), SECOND).await,
+            Outcome::Failure(_)
+        ));
     }
 }
