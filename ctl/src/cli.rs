@@ -167,13 +167,39 @@ pub struct FileArgs {
     pub files: Vec<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+/// How `get` prints: `table` (default), `wide`, `yaml`, `json`, `name`, or
+/// `jsonpath=TEMPLATE` (see [`crate::jsonpath`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
     Table,
     Wide,
     Yaml,
     Json,
     Name,
+    JsonPath(String),
+}
+
+impl std::str::FromStr for Output {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Output, String> {
+        Ok(match text {
+            "table" => Output::Table,
+            "wide" => Output::Wide,
+            "yaml" => Output::Yaml,
+            "json" => Output::Json,
+            "name" => Output::Name,
+            "jsonpath" => return Err("template format specified but no template given".into()),
+            _ => match text.strip_prefix("jsonpath=") {
+                Some(template) => Output::JsonPath(template.to_string()),
+                None => {
+                    return Err(format!(
+                        "unable to match a printer suitable for the output format {text:?}, allowed formats are: json, jsonpath, name, table, wide, yaml"
+                    ))
+                }
+            },
+        })
+    }
 }
 
 #[derive(Args, Debug)]
@@ -191,7 +217,8 @@ pub struct GetArgs {
     /// Field selector: spec.nodeName=node-1,status.phase!=Running
     #[arg(long)]
     pub field_selector: Option<String>,
-    #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+    /// table, wide, yaml, json, name or jsonpath=TEMPLATE.
+    #[arg(short = 'o', long, default_value = "table", value_parser = clap::builder::ValueParser::new(str::parse::<Output>))]
     pub output: Output,
     /// After listing, print each change (added, modified, deleted) as it
     /// happens, until interrupted.

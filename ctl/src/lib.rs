@@ -20,6 +20,7 @@ use clap::Parser;
 pub mod cli;
 pub mod commands;
 pub mod duration;
+pub mod jsonpath;
 pub mod manifest;
 pub mod output;
 pub mod pod_template;

@@ -616,6 +616,56 @@ async fn create_from_flags_and_run_make_the_objects_kubectl_would() -> Result<()
         "{pod}"
     );
 
+    // -o jsonpath, as scripts use it.
+    for (args, expected) in [
+        (
+            vec![
+                "-n",
+                "team",
+                "get",
+                "pod",
+                "once",
+                "-o",
+                "jsonpath={.spec.containers[0].args[*]}",
+            ],
+            "echo hi",
+        ),
+        (
+            vec![
+                "-n",
+                "team",
+                "get",
+                "cm",
+                "-o",
+                "jsonpath={range .items[*]}{.metadata.name}{\"\\n\"}{end}",
+            ],
+            "settings\n",
+        ),
+        (
+            vec![
+                "-n",
+                "team",
+                "get",
+                "deploy",
+                "web",
+                "-o",
+                "jsonpath={.spec.template.spec.containers[?(@.name=='busybox')].ports[0].containerPort}",
+            ],
+            "8080",
+        ),
+    ] {
+        let out = ctl(&servers, &args, "").await;
+        ensure!(out.ok() && out.stdout == expected, "{args:?}: {out:?}");
+    }
+    for (output, words) in [
+        ("jsonpath={.spec.nope}", "nope is not found"),
+        ("jsonpath={.spec", "error parsing jsonpath"),
+        ("xml", "allowed formats are"),
+    ] {
+        let out = ctl(&servers, &["-n", "team", "get", "deploy", "web", "-o", output], "").await;
+        ensure!(!out.ok() && format!("{out:?}").contains(words), "{output}: {out:?}");
+    }
+
     // Bad flags send nothing.
     let out = ctl(&servers, &["create", "configmap", "bad", "--from-literal=novalue"], "").await;
     ensure!(

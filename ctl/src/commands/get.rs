@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use super::follow::{Change, Follower};
 use super::{get_object, list_objects, namespace_or_default, per_object, resolve};
 use crate::cli::{GetArgs, Output};
+use crate::jsonpath::Template;
 use crate::output::{object_name, Table};
 use crate::{Client, CtlError, Io};
 
@@ -21,6 +22,10 @@ pub async fn run(
     namespace: Option<&str>,
     io: &mut Io<'_>,
 ) -> Result<(), CtlError> {
+    let template = match &args.output {
+        Output::JsonPath(text) => Some(jsonpath(text)?),
+        _ => None,
+    };
     if args.watch || args.watch_only {
         return watch(client, args, namespace, io).await;
     }
@@ -54,14 +59,22 @@ pub async fn run(
         groups.push((kind, objects));
     }
     let all: Vec<Object> = groups.iter().flat_map(|(_, objects)| objects.iter().cloned()).collect();
-    match args.output {
+    let single = all.len() == 1 && requested == 1;
+    let value = || {
+        if single {
+            codec::object_to_value(&all[0])
+        } else {
+            json!({"apiVersion": "v1", "kind": "List", "items": all.iter().map(codec::object_to_value).collect::<Vec<Value>>()})
+        }
+    };
+    match &args.output {
+        Output::JsonPath(_) => {
+            if let Some(template) = &template {
+                write!(io.stdout, "{}", render(template, &value())?)?;
+            }
+        }
         Output::Yaml | Output::Json => {
-            let single = all.len() == 1 && requested == 1;
-            let value = if single {
-                codec::object_to_value(&all[0])
-            } else {
-                json!({"apiVersion": "v1", "kind": "List", "items": all.iter().map(codec::object_to_value).collect::<Vec<Value>>()})
-            };
+            let value = value();
             let text = if args.output == Output::Yaml {
                 serde_yaml::to_string(&value).unwrap_or_default()
             } else {
@@ -164,7 +177,7 @@ async fn watch(client: &mut Client, args: &GetArgs, namespace: Option<&str>, io:
     sort(kind, &mut objects);
     let mut printer = WatchPrinter {
         kind,
-        output: args.output,
+        output: args.output.clone(),
         with_namespace: args.all_namespaces,
         widths: Vec::new(),
         header_shown: false,
@@ -199,7 +212,7 @@ impl WatchPrinter {
         if objects.is_empty() {
             return Ok(());
         }
-        match self.output {
+        match &self.output {
             Output::Table | Output::Wide => {
                 let table = Table::of(self.kind, objects, self.output == Output::Wide, self.with_namespace);
                 write!(
@@ -226,10 +239,27 @@ impl WatchPrinter {
                     writeln!(io.stdout, "{}", object_name(object))?;
                 }
             }
+            Output::JsonPath(text) => {
+                let template = jsonpath(text)?;
+                for object in objects {
+                    write!(io.stdout, "{}", render(&template, &codec::object_to_value(object))?)?;
+                }
+            }
         }
         io.stdout.flush()?;
         Ok(())
     }
+}
+
+/// A `-o jsonpath=` template, parsed.
+fn jsonpath(text: &str) -> Result<Template, CtlError> {
+    Template::parse(text).map_err(|e| CtlError::Invalid(format!("error parsing jsonpath {text}, {e}")))
+}
+
+fn render(template: &Template, value: &Value) -> Result<String, CtlError> {
+    template
+        .render(value)
+        .map_err(|e| CtlError::Invalid(format!("error executing jsonpath: {e}")))
 }
 
 /// When an event last happened, for sorting: seconds and nanoseconds.
