@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bosun_proto::api::{CreateRequest, Event, Object, ObjectReference, Pod, PodStatus, UpdateRequest};
-use bosun_proto::client::{self, Client};
+use bosun_proto::client::{self, Client, ClientError};
 use bosun_proto::events::{self, Source};
 use bosun_proto::Kind;
 use tokio::sync::mpsc;
@@ -286,14 +286,14 @@ async fn run(client: Client, source: Source, mut notes: mpsc::Receiver<Message>,
         };
         for write in writes {
             let (key, result) = match write {
-                Write::Create(key, event) => (key, create(&client, event).await),
-                Write::Update(key, event) => (key, update(&client, event).await),
+                Write::Create(key, event) => (key, self::write(&client, event, false).await),
+                Write::Update(key, event) => (key, self::write(&client, event, true).await),
             };
             match result {
                 Ok(stored) => book.written(&key, stored),
-                Err(status) => {
-                    let gone = status.code() == tonic::Code::NotFound;
-                    tracing::debug!(reason = %key.2, error = %status, "cannot record an event");
+                Err(error) => {
+                    let gone = error.code() == Some(tonic::Code::NotFound);
+                    tracing::debug!(reason = %key.2, error = %error, "cannot record an event");
                     book.failed(&key, gone);
                 }
             }
@@ -301,52 +301,29 @@ async fn run(client: Client, source: Source, mut notes: mpsc::Receiver<Message>,
     }
 }
 
-async fn create(client: &Client, event: Event) -> Result<Event, tonic::Status> {
-    let object = Object::from(event);
-    let stored = client
-        .call(|channel| {
-            let object = object.clone();
-            async move {
-                let request = CreateRequest { object: Some(object) };
-                client::objects(channel)
-                    .create(request)
-                    .await
-                    .map(tonic::Response::into_inner)
-            }
-        })
-        .await
-        .map_err(status)?;
-    Event::try_from(stored).map_err(|_| tonic::Status::internal("the masters answered with another kind"))
-}
-
-async fn update(client: &Client, mut event: Event) -> Result<Event, tonic::Status> {
+/// Creates `event`, or updates it when it `exists`; the event as stored.
+async fn write(client: &Client, mut event: Event, exists: bool) -> Result<Event, ClientError> {
     // Only this agent writes its events: no precondition needed.
     if let Some(meta) = event.metadata.as_mut() {
         meta.resource_version = 0;
     }
-    let request = UpdateRequest {
-        object: Some(event.into()),
-    };
+    let object = Object::from(event);
     let stored = client
         .call(|channel| {
-            let request = request.clone();
+            let object = Some(object.clone());
             async move {
-                client::objects(channel)
-                    .update(request)
-                    .await
-                    .map(tonic::Response::into_inner)
+                let mut objects = client::objects(channel);
+                let stored = if exists {
+                    objects.update(UpdateRequest { object }).await
+                } else {
+                    objects.create(CreateRequest { object }).await
+                };
+                stored.map(tonic::Response::into_inner)
             }
         })
-        .await
-        .map_err(status)?;
-    Event::try_from(stored).map_err(|_| tonic::Status::internal("the masters answered with another kind"))
-}
-
-fn status(error: client::ClientError) -> tonic::Status {
-    match error {
-        client::ClientError::Status(status) => status,
-        unreachable @ client::ClientError::Unreachable { .. } => tonic::Status::unavailable(unreachable.to_string()),
-    }
+        .await?;
+    Event::try_from(stored)
+        .map_err(|_| ClientError::Status(tonic::Status::internal("the masters answered with another kind")))
 }
 
 #[cfg(test)]
