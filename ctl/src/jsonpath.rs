@@ -5,7 +5,8 @@
 //! `{range PATH}...{end}` repeating its body for each value, with paths
 //! inside relative to it; `{"text"}` for literal text such as `{"\n"}`.
 //! Several values of one expression print separated by spaces; strings
-//! print as they are, anything else as JSON.
+//! print as they are, anything else as JSON. A path that finds nothing
+//! prints nothing, as kubectl's default `--allow-missing-template-keys`.
 
 use serde_json::Value;
 
@@ -50,13 +51,10 @@ impl Template {
     }
 
     /// The template applied to `root`.
-    ///
-    /// # Errors
-    /// A path that finds nothing, as kubectl's `is not found`.
-    pub fn render(&self, root: &Value) -> Result<String, String> {
+    pub fn render(&self, root: &Value) -> String {
         let mut out = String::new();
-        render(&self.nodes, root, &mut out)?;
-        Ok(out)
+        render(&self.nodes, root, &mut out);
+        out
     }
 }
 
@@ -236,29 +234,21 @@ fn literal(text: &str) -> Result<Value, String> {
     serde_json::from_str(text).map_err(|_| format!("unsupported value {text:?}"))
 }
 
-fn render(nodes: &[Node], current: &Value, out: &mut String) -> Result<(), String> {
+fn render(nodes: &[Node], current: &Value, out: &mut String) {
     for node in nodes {
         match node {
             Node::Text(text) => out.push_str(text),
             Node::Path(path) => {
-                let values = select(current, path);
-                // A definite path must find its value; a wildcard or filter
-                // may find none.
-                let definite = path.iter().all(|s| matches!(s, Step::Field(_) | Step::Index(_)));
-                if values.is_empty() && definite && !path.is_empty() {
-                    return Err(format!("{} is not found", describe(path)));
-                }
-                let texts: Vec<String> = values.iter().map(|v| text(v)).collect();
+                let texts: Vec<String> = select(current, path).iter().map(|v| text(v)).collect();
                 out.push_str(&texts.join(" "));
             }
             Node::Range(path, body) => {
                 for value in select(current, path) {
-                    render(body, value, out)?;
+                    render(body, value, out);
                 }
             }
         }
     }
-    Ok(())
 }
 
 /// Every value `path` reaches from `root`.
@@ -314,18 +304,6 @@ fn text(value: &Value) -> String {
     }
 }
 
-fn describe(path: &[Step]) -> String {
-    path.iter()
-        .map(|step| match step {
-            Step::Field(name) => name.clone(),
-            Step::Index(index) => format!("[{index}]"),
-            Step::All => "*".to_string(),
-            Step::Filter { .. } => "[?(...)]".to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(".")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,7 +323,7 @@ mod tests {
     }
 
     fn render(template: &str, value: &Value) -> Result<String, String> {
-        Template::parse(template)?.render(value)
+        Ok(Template::parse(template)?.render(value))
     }
 
     #[test]
@@ -387,8 +365,9 @@ mod tests {
     fn mistakes_are_errors_not_guesses() {
         let pod = pod("web-1", "True");
         assert_eq!(
-            render("{.status.nothing}", &pod),
-            Err("status.nothing is not found".into())
+            render("[{.status.nothing}]", &pod).as_deref(),
+            Ok("[]"),
+            "missing prints nothing, as kubectl's"
         );
         for bad in [
             "{.status",

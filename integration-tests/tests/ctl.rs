@@ -657,8 +657,17 @@ async fn create_from_flags_and_run_make_the_objects_kubectl_would() -> Result<()
         let out = ctl(&servers, &args, "").await;
         ensure!(out.ok() && out.stdout == expected, "{args:?}: {out:?}");
     }
+    let out = ctl(
+        &servers,
+        &["-n", "team", "get", "deploy", "web", "-o", "jsonpath=[{.spec.nope}]"],
+        "",
+    )
+    .await;
+    ensure!(
+        out.ok() && out.stdout == "[]",
+        "a missing field prints nothing, as kubectl's: {out:?}"
+    );
     for (output, words) in [
-        ("jsonpath={.spec.nope}", "nope is not found"),
         ("jsonpath={.spec", "error parsing jsonpath"),
         ("xml", "allowed formats are"),
     ] {

@@ -70,7 +70,7 @@ pub async fn run(
     match &args.output {
         Output::JsonPath(_) => {
             if let Some(template) = &template {
-                write!(io.stdout, "{}", render(template, &value())?)?;
+                write!(io.stdout, "{}", template.render(&value()))?;
             }
         }
         Output::Yaml | Output::Json => {
@@ -242,7 +242,7 @@ impl WatchPrinter {
             Output::JsonPath(text) => {
                 let template = jsonpath(text)?;
                 for object in objects {
-                    write!(io.stdout, "{}", render(&template, &codec::object_to_value(object))?)?;
+                    write!(io.stdout, "{}", template.render(&codec::object_to_value(object)))?;
                 }
             }
         }
@@ -254,12 +254,6 @@ impl WatchPrinter {
 /// A `-o jsonpath=` template, parsed.
 fn jsonpath(text: &str) -> Result<Template, CtlError> {
     Template::parse(text).map_err(|e| CtlError::Invalid(format!("error parsing jsonpath {text}, {e}")))
-}
-
-fn render(template: &Template, value: &Value) -> Result<String, CtlError> {
-    template
-        .render(value)
-        .map_err(|e| CtlError::Invalid(format!("error executing jsonpath: {e}")))
 }
 
 /// When an event last happened, for sorting: seconds and nanoseconds.
