@@ -303,3 +303,49 @@ fn manifest_docs_list_every_field() {
     }
     assert!(missing.is_empty(), "docs/manifests.md lacks: {missing:?}");
 }
+
+#[test]
+fn fields_spelled_with_capitals_in_kubernetes_keep_them() {
+    // Kubernetes writes clusterIP, hostIP, podIP, containerID...: a
+    // headless Service and a pod's status read and print as there.
+    let service = decode_one(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: db}\nspec:\n  clusterIP: None\n  selector: {app: db}\n  ports: [{port: 5432}]\n",
+    );
+    let Some(Resource::Service(svc)) = &service.resource else {
+        panic!("a service")
+    };
+    assert_eq!(svc.spec.as_ref().unwrap().cluster_ip, "None");
+    let pod: Object = api::Pod {
+        metadata: Some(api::ObjectMeta {
+            name: "p".into(),
+            ..Default::default()
+        }),
+        status: Some(api::PodStatus {
+            pod_ip: "10.0.0.7".into(),
+            host_ip: "192.0.2.1".into(),
+            container_statuses: vec![api::ContainerStatus {
+                container_id: "docker://abc".into(),
+                image_id: "sha256:def".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .into();
+    let value = object_to_value(&pod);
+    let status = &value["status"];
+    assert_eq!(
+        (&status["podIP"], &status["hostIP"]),
+        (&"10.0.0.7".into(), &"192.0.2.1".into()),
+        "{value}"
+    );
+    assert_eq!(status["containerStatuses"][0]["containerID"], "docker://abc");
+    assert_eq!(status["containerStatuses"][0]["imageID"], "sha256:def");
+    let error =
+        decode_err("apiVersion: v1\nkind: Service\nmetadata: {name: db}\nspec: {clusterIp: None}\n").to_string();
+    assert!(
+        error.contains("clusterIp"),
+        "the lower-case spelling is not Kubernetes': {error}"
+    );
+}
