@@ -217,6 +217,13 @@ pub struct GetArgs {
     /// Field selector: spec.nodeName=node-1,status.phase!=Running
     #[arg(long)]
     pub field_selector: Option<String>,
+    /// A column with the value of each of these labels (comma-separated or
+    /// repeated).
+    #[arg(short = 'L', long = "label-columns", value_delimiter = ',')]
+    pub label_columns: Vec<String>,
+    /// A LABELS column with every label.
+    #[arg(long)]
+    pub show_labels: bool,
     /// table, wide, yaml, json, name or jsonpath=TEMPLATE.
     #[arg(short = 'o', long, default_value = "table", value_parser = clap::builder::ValueParser::new(str::parse::<Output>))]
     pub output: Output,

@@ -10,22 +10,51 @@ use bosun_proto::Kind;
 
 /// A table ready to print.
 pub struct Table {
-    headers: Vec<&'static str>,
+    headers: Vec<String>,
     rows: Vec<Vec<String>>,
 }
 
 impl Table {
     /// A table of `objects` of one kind.
     pub fn of(kind: Kind, objects: &[Object], wide: bool, with_namespace: bool) -> Table {
-        let mut headers = headers(kind, wide);
+        let mut headers: Vec<String> = headers(kind, wide).into_iter().map(String::from).collect();
         let mut rows: Vec<Vec<String>> = objects.iter().map(|o| row(o, wide)).collect();
         if with_namespace && kind.namespaced() {
-            headers.insert(0, "NAMESPACE");
+            headers.insert(0, "NAMESPACE".to_string());
             for (row, object) in rows.iter_mut().zip(objects) {
                 row.insert(0, object.namespace().to_string());
             }
         }
         Table { headers, rows }
+    }
+
+    /// Adds a column per label key in `columns` (`-L`: headed by the key's
+    /// name part, upper-cased, as kubectl) and, with `all`, a LABELS column
+    /// (`--show-labels`). `objects` are the rows' objects, in order.
+    pub fn with_labels(mut self, objects: &[Object], columns: &[String], all: bool) -> Table {
+        for key in columns {
+            let name = key.rsplit('/').next().unwrap_or(key);
+            self.headers.push(name.to_ascii_uppercase());
+        }
+        if all {
+            self.headers.push("LABELS".to_string());
+        }
+        for (row, object) in self.rows.iter_mut().zip(objects) {
+            let labels = object.metadata().map(|m| m.labels.clone()).unwrap_or_default();
+            for key in columns {
+                row.push(labels.get(key).cloned().unwrap_or_default());
+            }
+            if all {
+                let mut pairs: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                pairs.sort();
+                row.push(if pairs.is_empty() {
+                    "<none>".to_string()
+                } else {
+                    pairs.join(",")
+                });
+            }
+        }
+        self
     }
 
     /// The table as text: columns left-aligned, three spaces apart.
@@ -47,8 +76,7 @@ impl Table {
             }
         }
         let mut out = String::new();
-        let headers: Vec<String> = self.headers.iter().map(|h| h.to_string()).collect();
-        let shown_headers = header.then_some(&headers);
+        let shown_headers = header.then_some(&self.headers);
         for row in shown_headers.into_iter().chain(&self.rows) {
             let mut line = String::new();
             for (i, (cell, width)) in row.iter().zip(widths.iter()).enumerate() {
@@ -569,6 +597,44 @@ mod tests {
         let wider = Table::of(Kind::ConfigMap, &[config_map("a-much-much-longer-name")], false, false)
             .render_aligned(&mut widths, false);
         assert!(wider.starts_with("a-much-much-longer-name   0"), "{wider}");
+    }
+
+    #[test]
+    fn label_columns_and_show_labels_come_after_the_others() {
+        let object: Object = api::ConfigMap {
+            metadata: Some(api::ObjectMeta {
+                name: "a".into(),
+                namespace: "default".into(),
+                labels: [
+                    ("tier".to_string(), "db".to_string()),
+                    ("app.kubernetes.io/name".to_string(), "shop".to_string()),
+                ]
+                .into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+        .into();
+        let bare: Object = api::ConfigMap {
+            metadata: Some(api::ObjectMeta {
+                name: "b".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+        .into();
+        let objects = [object, bare];
+        let columns = ["app.kubernetes.io/name".to_string(), "tier".to_string()];
+        let text = Table::of(Kind::ConfigMap, &objects, false, false)
+            .with_labels(&objects, &columns, true)
+            .render();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].ends_with("NAME   TIER   LABELS"), "{text}");
+        assert!(
+            lines[1].ends_with("shop   db     app.kubernetes.io/name=shop,tier=db"),
+            "{text}"
+        );
+        assert!(lines[2].ends_with("<none>"), "{text}");
     }
 
     #[test]

@@ -464,6 +464,10 @@ async fn label_and_annotate_change_metadata_as_kubectl_does() -> Result<()> {
     );
     let out = run(&["get", "cm", "-l", "tier=db", "-o", "name"]).await;
     ensure!(out.stdout == "configmap/one\nconfigmap/two\n", "{out:?}");
+    let out = run(&["get", "cm", "-L", "tier", "--show-labels"]).await;
+    let header = out.stdout.lines().next().unwrap_or_default().to_string();
+    ensure!(header.ends_with("TIER   LABELS"), "{out:?}");
+    ensure!(out.stdout.contains("db     tier=db"), "{out:?}");
 
     // A different value needs --overwrite; the same value is no change.
     let out = run(&["label", "cm/one", "tier=web"]).await;

@@ -108,7 +108,11 @@ pub async fn run(
                         }
                     }
                 }
-                let table = Table::of(*kind, &shown, args.output == Output::Wide, args.all_namespaces);
+                let table = Table::of(*kind, &shown, args.output == Output::Wide, args.all_namespaces).with_labels(
+                    &shown,
+                    &args.label_columns,
+                    args.show_labels,
+                );
                 write!(io.stdout, "{}", table.render())?;
             }
         }
@@ -179,6 +183,8 @@ async fn watch(client: &mut Client, args: &GetArgs, namespace: Option<&str>, io:
         kind,
         output: args.output.clone(),
         with_namespace: args.all_namespaces,
+        label_columns: args.label_columns.clone(),
+        show_labels: args.show_labels,
         widths: Vec::new(),
         header_shown: false,
     };
@@ -203,6 +209,8 @@ struct WatchPrinter {
     kind: Kind,
     output: Output,
     with_namespace: bool,
+    label_columns: Vec<String>,
+    show_labels: bool,
     widths: Vec<usize>,
     header_shown: bool,
 }
@@ -214,7 +222,8 @@ impl WatchPrinter {
         }
         match &self.output {
             Output::Table | Output::Wide => {
-                let table = Table::of(self.kind, objects, self.output == Output::Wide, self.with_namespace);
+                let table = Table::of(self.kind, objects, self.output == Output::Wide, self.with_namespace)
+                    .with_labels(objects, &self.label_columns, self.show_labels);
                 write!(
                     io.stdout,
                     "{}",
