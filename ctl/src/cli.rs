@@ -426,8 +426,17 @@ pub struct DrainArgs {
 #[derive(Args, Debug)]
 pub struct LogsArgs {
     /// The pod (NAME or pod/NAME), or deploy/NAME or rs/NAME for one of
-    /// their pods.
-    pub pod: String,
+    /// their pods; or -l.
+    pub pod: Option<String>,
+    /// The logs of every pod matching this label selector.
+    #[arg(short = 'l', long, conflicts_with = "pod")]
+    pub selector: Option<String>,
+    /// Start each line with [pod/NAME/CONTAINER].
+    #[arg(long)]
+    pub prefix: bool,
+    /// Most pods followed at once with -l -f.
+    #[arg(long, default_value_t = 5)]
+    pub max_log_requests: usize,
     /// The container; needed when the pod has several.
     #[arg(short = 'c', long)]
     pub container: Option<String>,

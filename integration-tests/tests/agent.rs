@@ -155,6 +155,15 @@ async fn logs_follow_and_exec_pass_output_and_exit_codes() -> Result<()> {
     let out = ctl(&servers, &["logs", "ticker", "--timestamps", "--tail", "2"], "").await;
     assert_eq!(out.stdout.lines().count(), 2, "{out:?}");
     assert!(out.stdout.starts_with("20"), "timestamps first: {out:?}");
+    // By label, each line prefixed with its pod and container.
+    let out = ctl(&servers, &["label", "pod", "ticker", "app=tick"], "").await;
+    assert!(out.ok(), "{out:?}");
+    let out = ctl(&servers, &["logs", "-l", "app=tick", "--prefix", "--tail", "2"], "").await;
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(
+        lines.len() == 2 && lines.iter().all(|l| l.starts_with("[pod/ticker/ticker] tick-")),
+        "{out:?}"
+    );
 
     let out = ctl(
         &servers,

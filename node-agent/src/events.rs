@@ -118,27 +118,33 @@ impl PodEvents {
     }
 }
 
-/// The waiting reason of each container in `status`, by name.
-pub fn waiting_reasons(status: &PodStatus) -> HashMap<String, String> {
+/// Why each waiting container of `status` waits, by name: the reason and
+/// the restart count it waits at.
+pub type Waits = HashMap<String, (String, i32)>;
+
+/// The waits of `status`.
+pub fn waits(status: &PodStatus) -> Waits {
     status
         .container_statuses
         .iter()
         .filter_map(|c| {
             let waiting = c.state.as_ref()?.waiting.as_ref()?;
-            Some((c.name.clone(), waiting.reason.clone()))
+            Some((c.name.clone(), (waiting.reason.clone(), c.restart_count)))
         })
         .collect()
 }
 
 /// The `BackOff` messages for the containers of `pod` whose wait for a
-/// back-off begins with `status` (they were not waiting for it `before`):
-/// once per crash of a crash-looping container, once per failed pull.
-pub fn back_offs(pod: &Pod, before: &HashMap<String, String>, status: &PodStatus) -> Vec<String> {
+/// back-off begins with `status` (they were not waiting for it `before`,
+/// or waited at a lower restart count): once per crash of a crash-looping
+/// container, even when its short runs between crashes go unseen; once
+/// for a pull that keeps failing (its `Failed` events count the tries).
+pub fn back_offs(pod: &Pod, before: &Waits, status: &PodStatus) -> Vec<String> {
     let meta = pod.metadata.clone().unwrap_or_default();
-    waiting_reasons(status)
+    waits(status)
         .into_iter()
-        .filter(|(name, reason)| before.get(name) != Some(reason))
-        .filter_map(|(name, reason)| match reason.as_str() {
+        .filter(|(name, wait)| before.get(name) != Some(wait))
+        .filter_map(|(name, (reason, _))| match reason.as_str() {
             "CrashLoopBackOff" => Some(format!(
                 "Back-off restarting failed container {name} in pod {}_{}({})",
                 meta.name, meta.namespace, meta.uid
@@ -458,6 +464,10 @@ mod tests {
     }
 
     fn status(containers: &[(&str, &str, &str)]) -> PodStatus {
+        restarted(containers, 0)
+    }
+
+    fn restarted(containers: &[(&str, &str, &str)], restart_count: i32) -> PodStatus {
         use bosun_proto::api::{ContainerState, ContainerStateWaiting, ContainerStatus};
         PodStatus {
             container_statuses: containers
@@ -465,6 +475,7 @@ mod tests {
                 .map(|(name, image, waiting)| ContainerStatus {
                     name: (*name).into(),
                     image: (*image).into(),
+                    restart_count,
                     state: Some(ContainerState {
                         waiting: (!waiting.is_empty()).then(|| {
                             Box::new(ContainerStateWaiting {
@@ -506,11 +517,17 @@ mod tests {
             ]
         );
         // Still waiting: no new event.
-        assert!(back_offs(&pod, &waiting_reasons(&crashing), &crashing).is_empty());
+        assert!(back_offs(&pod, &waits(&crashing), &crashing).is_empty());
         // Running again, then crashing again: a new occurrence.
         let running = status(&[("app", "busybox", ""), ("side", "nope:1", "ImagePullBackOff")]);
-        assert!(back_offs(&pod, &waiting_reasons(&crashing), &running).is_empty());
-        assert_eq!(back_offs(&pod, &waiting_reasons(&running), &crashing).len(), 1);
+        assert!(back_offs(&pod, &waits(&crashing), &running).is_empty());
+        assert_eq!(back_offs(&pod, &waits(&running), &crashing).len(), 1);
+        // Crashed again so fast its run went unseen: the restart count says.
+        let again = restarted(&[("app", "busybox", "CrashLoopBackOff")], 1);
+        assert_eq!(
+            back_offs(&pod, &waits(&crashing), &again),
+            ["Back-off restarting failed container app in pod web_shop(u1)"]
+        );
         // Other waits are no back-off.
         let creating = status(&[("app", "busybox", "ContainerCreating")]);
         assert!(back_offs(&pod, &HashMap::new(), &creating).is_empty());

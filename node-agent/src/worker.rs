@@ -94,9 +94,9 @@ struct Worker<R: ContainerRuntime> {
     /// Probing tasks of the pod's running containers; their verdicts go
     /// into `memory` before each plan.
     probes: Probes<R>,
-    /// The waiting reason of each container in the last status, to see
-    /// back-offs begin.
-    waiting: HashMap<String, String>,
+    /// Why each container waited in the last status, to see back-offs
+    /// begin.
+    waiting: events::Waits,
 }
 
 impl<R: ContainerRuntime> Worker<R> {
@@ -119,7 +119,7 @@ impl<R: ContainerRuntime> Worker<R> {
                         for message in events::back_offs(pod, &self.waiting, &status) {
                             self.shared.events.for_pod(pod).warning("BackOff", message);
                         }
-                        self.waiting = events::waiting_reasons(&status);
+                        self.waiting = events::waits(&status);
                         self.shared.reporter.report(pod, status).await;
                     }
                     if plan.done {

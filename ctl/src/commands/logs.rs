@@ -1,35 +1,149 @@
 //! `ctl logs`: a container's output, through the masters. The pod is
-//! named, or one of a Deployment's or ReplicaSet's (`deploy/web`).
+//! named, or one of a Deployment's or ReplicaSet's (`deploy/web`), or every
+//! pod matching `-l` (one after the other, or all at once with `-f`), each
+//! line optionally prefixed with `[pod/NAME/CONTAINER]` as kubectl does.
 
 use bosun_proto::api::pods_client::PodsClient;
-use bosun_proto::api::LogsRequest;
+use bosun_proto::api::{LogChunk, LogsRequest, Pod};
+use bosun_proto::Kind;
+use futures::stream::{self, StreamExt};
 
-use super::{namespace_or_default, target_pod};
+use super::{list_objects, namespace_or_default, target_pod};
 use crate::cli::LogsArgs;
 use crate::{Client, CtlError, Io};
 
 /// # Errors
-/// When the pod, its node or its container cannot be reached.
+/// When a pod, its node or its container cannot be reached.
 pub async fn run(client: &Client, args: &LogsArgs, namespace: Option<&str>, io: &mut Io<'_>) -> Result<(), CtlError> {
     let namespace = namespace_or_default(namespace);
-    let request = LogsRequest {
-        name: target_pod(client, &namespace, &args.pod, io).await?,
-        namespace,
-        container: args.container.clone().unwrap_or_default(),
-        follow: args.follow,
-        tail_lines: args.tail,
-        previous: args.previous,
-        timestamps: args.timestamps,
+    let pods = match (&args.pod, &args.selector) {
+        (Some(pod), _) => vec![(target_pod(client, &namespace, pod, io).await?, None)],
+        (None, Some(selector)) => selected(client, &namespace, selector).await?,
+        (None, None) => return Err(CtlError::Invalid("expected POD, TYPE/NAME or -l SELECTOR".into())),
     };
-    let mut stream = client
-        .call(|channel| {
-            let request = request.clone();
-            async move { PodsClient::new(channel).logs(request).await.map(|r| r.into_inner()) }
-        })
-        .await?;
-    while let Some(chunk) = stream.message().await? {
-        io.stdout.write_all(&chunk.data)?;
+    if pods.is_empty() {
+        writeln!(io.stderr, "No resources found in {namespace} namespace.")?;
+        return Ok(());
+    }
+    if args.follow && pods.len() > args.max_log_requests {
+        return Err(CtlError::Invalid(format!(
+            "you are attempting to follow {} log streams, but maximum allowed concurrency is {}, use --max-log-requests to increase the limit",
+            pods.len(),
+            args.max_log_requests
+        )));
+    }
+    let mut streams = Vec::new();
+    for (name, first_container) in pods {
+        let container = args.container.clone().or(first_container).unwrap_or_default();
+        let prefix = args.prefix.then(|| format!("[pod/{name}/{container}] "));
+        let request = LogsRequest {
+            name,
+            namespace: namespace.clone(),
+            container: args.container.clone().unwrap_or_default(),
+            follow: args.follow,
+            tail_lines: args.tail,
+            previous: args.previous,
+            timestamps: args.timestamps,
+        };
+        let stream = client
+            .call(|channel| {
+                let request = request.clone();
+                async move { PodsClient::new(channel).logs(request).await.map(|r| r.into_inner()) }
+            })
+            .await?;
+        let chunks = stream::unfold(stream, |mut stream| async move {
+            let next = stream.message().await.transpose()?;
+            Some((next, stream))
+        });
+        streams.push(chunks.map(move |chunk| (prefix.clone(), chunk)).boxed());
+    }
+    // One after the other, or interleaved as they come when following.
+    let mut merged = if args.follow {
+        stream::select_all(streams).boxed()
+    } else {
+        stream::iter(streams).flatten().boxed()
+    };
+    let mut lines = Lines::default();
+    while let Some((prefix, chunk)) = merged.next().await {
+        let LogChunk { data, .. } = chunk?;
+        match prefix {
+            Some(prefix) => io.stdout.write_all(lines.prefixed(&prefix, &data).as_bytes())?,
+            None => io.stdout.write_all(&data)?,
+        }
         io.stdout.flush()?;
     }
+    io.stdout.write_all(lines.rest().as_bytes())?;
     Ok(())
+}
+
+/// The pods matching `selector`, by name, with their first container.
+async fn selected(client: &Client, namespace: &str, selector: &str) -> Result<Vec<(String, Option<String>)>, CtlError> {
+    let mut client = client.clone();
+    let mut pods: Vec<(String, Option<String>)> = list_objects(&mut client, Kind::Pod, namespace, selector, "")
+        .await?
+        .into_iter()
+        .filter_map(|o| Pod::try_from(o).ok())
+        .map(|pod| {
+            let name = pod.metadata.as_ref().map(|m| m.name.clone()).unwrap_or_default();
+            let first = pod.spec.and_then(|s| s.containers.into_iter().next()).map(|c| c.name);
+            (name, first)
+        })
+        .collect();
+    pods.sort();
+    Ok(pods)
+}
+
+/// Splits the output of several prefixed streams into whole lines, so a
+/// prefix always starts a line. Text without its newline yet waits for
+/// the rest of its line (from the same prefix).
+#[derive(Default)]
+struct Lines {
+    partial: Vec<(String, String)>,
+}
+
+impl Lines {
+    fn prefixed(&mut self, prefix: &str, data: &[u8]) -> String {
+        let text = String::from_utf8_lossy(data);
+        let index = match self.partial.iter().position(|(p, _)| p == prefix) {
+            Some(index) => index,
+            None => {
+                self.partial.push((prefix.to_string(), String::new()));
+                self.partial.len() - 1
+            }
+        };
+        let pending = &mut self.partial[index].1;
+        pending.push_str(&text);
+        let mut out = String::new();
+        while let Some(end) = pending.find('\n') {
+            out.push_str(prefix);
+            out.push_str(&pending[..=end]);
+            pending.drain(..=end);
+        }
+        out
+    }
+
+    /// What is left without a newline, each with its prefix.
+    fn rest(&mut self) -> String {
+        self.partial
+            .drain(..)
+            .filter(|(_, text)| !text.is_empty())
+            .map(|(prefix, text)| format!("{prefix}{text}\n"))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_start_whole_lines_whatever_the_chunks() {
+        let mut lines = Lines::default();
+        assert_eq!(lines.prefixed("[a] ", b"one\ntw"), "[a] one\n");
+        assert_eq!(lines.prefixed("[b] ", b"x\n"), "[b] x\n");
+        assert_eq!(lines.prefixed("[a] ", b"o\nthree\n"), "[a] two\n[a] three\n");
+        assert_eq!(lines.prefixed("[a] ", b"tail"), "");
+        assert_eq!(lines.rest(), "[a] tail\n");
+        assert_eq!(lines.rest(), "");
+    }
 }
