@@ -56,6 +56,13 @@ pub enum Command {
         #[command(subcommand)]
         command: SetCommand,
     },
+    /// Edit objects in $BOSUN_EDITOR or $EDITOR (vi by default) and save
+    /// them back.
+    Edit {
+        /// KIND NAME... or KIND/NAME...
+        #[arg(required = true)]
+        objects: Vec<String>,
+    },
     /// Add, change (--overwrite) or remove (KEY-) labels of objects.
     Label(MetadataArgs),
     /// Add, change (--overwrite) or remove (KEY-) annotations of objects.

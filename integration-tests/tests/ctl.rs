@@ -691,3 +691,62 @@ async fn create_from_flags_and_run_make_the_objects_kubectl_would() -> Result<()
     ensure!(!out.ok(), "nothing was created: {out:?}");
     Ok(())
 }
+
+/// Runs the ctl binary with `editor` as $BOSUN_EDITOR.
+async fn ctl_with_editor(servers: &[String], args: &[&str], editor: &str) -> Result<std::process::Output> {
+    Ok(tokio::process::Command::new(bin_dir().join("ctl"))
+        .args(["--server", &servers.join(",")])
+        .args(args)
+        .env("BOSUN_EDITOR", editor)
+        .output()
+        .await?)
+}
+
+#[tokio::test]
+async fn edit_writes_back_what_the_editor_saved() -> Result<()> {
+    let cluster = MasterCluster::start(1, &[]).await?;
+    let servers = cluster.addrs();
+    let out = ctl(&servers, &["create", "-f", "-"], &config_map_yaml("notes")).await;
+    ensure!(out.ok(), "{out:?}");
+
+    let edited = ctl_with_editor(&servers, &["edit", "cm/notes"], "sed -i 's/^  k: v$/  k: edited/'").await?;
+    let stdout = String::from_utf8_lossy(&edited.stdout);
+    ensure!(
+        edited.status.success() && stdout == "configmap/notes edited\n",
+        "{edited:?}"
+    );
+    let out = ctl(&servers, &["get", "cm", "notes", "-o", "jsonpath={.data.k}"], "").await;
+    ensure!(out.stdout == "edited", "{out:?}");
+
+    let untouched = ctl_with_editor(&servers, &["edit", "configmap", "notes"], "true").await?;
+    let stdout = String::from_utf8_lossy(&untouched.stdout);
+    ensure!(
+        untouched.status.success() && stdout == "Edit cancelled, no changes made.\n",
+        "{untouched:?}"
+    );
+
+    // Broken YAML and a renamed object are refused; the changes are kept.
+    for editor in [
+        "sed -i 's/^data:/data: [/'",
+        "sed -i 's/^  name: notes$/  name: other/'",
+    ] {
+        let broken = ctl_with_editor(&servers, &["edit", "cm/notes"], editor).await?;
+        let stderr = String::from_utf8_lossy(&broken.stderr);
+        ensure!(
+            !broken.status.success() && stderr.contains("A copy of your changes has been stored to"),
+            "{editor}: {broken:?}"
+        );
+        if let Some(kept) = stderr
+            .split("stored to \"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+        {
+            std::fs::remove_file(kept)?;
+        }
+    }
+    let failing = ctl_with_editor(&servers, &["edit", "cm/notes"], "false").await?;
+    ensure!(!failing.status.success(), "{failing:?}");
+    let out = ctl(&servers, &["get", "cm", "notes", "-o", "jsonpath={.data.k}"], "").await;
+    ensure!(out.stdout == "edited", "nothing else was written: {out:?}");
+    Ok(())
+}

@@ -12,6 +12,7 @@ mod cluster;
 mod delete;
 mod describe;
 mod describe_workload;
+mod edit;
 mod exec;
 mod follow;
 mod generate;
@@ -57,6 +58,7 @@ pub async fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), CtlError> {
         Command::Set {
             command: SetCommand::Image { args },
         } => set_image::run(&mut client, &args, namespace.as_deref(), io).await,
+        Command::Edit { objects } => edit::run(&mut client, &objects, namespace.as_deref(), io).await,
         Command::Label(args) => label::run(&mut client, &args, label::Field::Labels, namespace.as_deref(), io).await,
         Command::Annotate(args) => {
             label::run(&mut client, &args, label::Field::Annotations, namespace.as_deref(), io).await
