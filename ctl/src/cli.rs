@@ -63,6 +63,8 @@ pub enum Command {
         #[arg(required = true)]
         objects: Vec<String>,
     },
+    /// Change objects with a strategic merge, JSON merge or JSON patch.
+    Patch(PatchArgs),
     /// Add, change (--overwrite) or remove (KEY-) labels of objects.
     Label(MetadataArgs),
     /// Add, change (--overwrite) or remove (KEY-) annotations of objects.
@@ -375,6 +377,19 @@ pub enum RolloutCommand {
     Resume(WorkloadArgs),
     /// Replace every pod, by stamping the pod template with the time.
     Restart(WorkloadArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PatchArgs {
+    /// KIND NAME... or KIND/NAME...
+    #[arg(required = true)]
+    pub objects: Vec<String>,
+    /// The patch, as JSON (or YAML).
+    #[arg(short = 'p', long = "patch", required = true)]
+    pub patch: String,
+    /// strategic (default), merge or json.
+    #[arg(long = "type", default_value = "strategic")]
+    pub patch_type: String,
 }
 
 #[derive(Args, Debug)]

@@ -750,3 +750,85 @@ async fn edit_writes_back_what_the_editor_saved() -> Result<()> {
     ensure!(out.stdout == "edited", "nothing else was written: {out:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn patch_changes_objects_as_kubectl_does() -> Result<()> {
+    let cluster = MasterCluster::start(1, &[]).await?;
+    let servers = cluster.addrs();
+    let out = ctl(
+        &servers,
+        &[
+            "create",
+            "deployment",
+            "web",
+            "--image=local/busybox:1",
+            "--",
+            "sleep",
+            "3600",
+        ],
+        "",
+    )
+    .await;
+    ensure!(out.ok(), "{out:?}");
+    let run = |args: Vec<&'static str>| {
+        let servers = servers.clone();
+        async move { ctl(&servers, &args, "").await }
+    };
+    let image = r#"{"spec":{"template":{"spec":{"containers":[{"name":"busybox","image":"local/busybox:2"}]}}}}"#;
+    let out = run(vec!["patch", "deploy", "web", "-p", image]).await;
+    ensure!(out.ok() && out.stdout == "deployment.apps/web patched\n", "{out:?}");
+    let out = run(vec!["patch", "deploy/web", "-p", image]).await;
+    ensure!(
+        out.ok() && out.stdout == "deployment.apps/web patched (no change)\n",
+        "{out:?}"
+    );
+    let out = run(vec![
+        "patch",
+        "deploy/web",
+        "--type",
+        "merge",
+        "-p",
+        "spec: {replicas: 3}",
+    ])
+    .await;
+    ensure!(out.ok(), "{out:?}");
+    let out = run(vec![
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].command[*]}",
+    ])
+    .await;
+    ensure!(
+        out.stdout == "3 local/busybox:2 sleep 3600",
+        "the strategic patch kept the command: {out:?}"
+    );
+
+    let ops = r#"[{"op":"test","path":"/spec/replicas","value":3},{"op":"replace","path":"/spec/replicas","value":1}]"#;
+    let out = run(vec!["patch", "deploy/web", "--type", "json", "-p", ops]).await;
+    ensure!(out.ok(), "{out:?}");
+    for (kind, patch, words) in [
+        (
+            "json",
+            r#"[{"op":"test","path":"/spec/replicas","value":7}]"#,
+            "test of /spec/replicas failed",
+        ),
+        ("merge", r#"{"spec":{"replicas":"many"}}"#, "replicas"),
+        (
+            "merge",
+            r#"{"metadata":{"name":"other"}}"#,
+            "cannot change the kind or name",
+        ),
+        ("strategic", "{not json", "unable to parse"),
+    ] {
+        let out = run(vec!["patch", "deploy/web", "--type", kind, "-p", patch]).await;
+        ensure!(
+            out.error.as_deref().is_some_and(|e| e.contains(words)),
+            "{patch}: {out:?}"
+        );
+    }
+    let out = run(vec!["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]).await;
+    ensure!(out.stdout == "1", "refused patches wrote nothing: {out:?}");
+    Ok(())
+}

@@ -20,6 +20,7 @@ mod get;
 mod label;
 mod logs;
 mod node;
+mod patch;
 mod rollout;
 mod rollout_status;
 mod scale;
@@ -59,6 +60,7 @@ pub async fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), CtlError> {
             command: SetCommand::Image { args },
         } => set_image::run(&mut client, &args, namespace.as_deref(), io).await,
         Command::Edit { objects } => edit::run(&mut client, &objects, namespace.as_deref(), io).await,
+        Command::Patch(args) => patch::run(&mut client, &args, namespace.as_deref(), io).await,
         Command::Label(args) => label::run(&mut client, &args, label::Field::Labels, namespace.as_deref(), io).await,
         Command::Annotate(args) => {
             label::run(&mut client, &args, label::Field::Annotations, namespace.as_deref(), io).await
