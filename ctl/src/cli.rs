@@ -69,6 +69,8 @@ pub enum Command {
     Label(MetadataArgs),
     /// Add, change (--overwrite) or remove (KEY-) annotations of objects.
     Annotate(MetadataArgs),
+    /// The kinds of object the cluster serves, with their short names.
+    ApiResources,
     /// Wait until objects meet a condition, or are deleted.
     Wait(WaitArgs),
     /// Follow, undo, pause, resume or restart a deployment's rollout.

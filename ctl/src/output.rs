@@ -15,6 +15,14 @@ pub struct Table {
 }
 
 impl Table {
+    /// A table of given headers and rows.
+    pub fn new(headers: &[&str], rows: Vec<Vec<String>>) -> Table {
+        Table {
+            headers: headers.iter().map(|h| (*h).to_string()).collect(),
+            rows,
+        }
+    }
+
     /// A table of `objects` of one kind.
     pub fn of(kind: Kind, objects: &[Object], wide: bool, with_namespace: bool) -> Table {
         let mut headers: Vec<String> = headers(kind, wide).into_iter().map(String::from).collect();

@@ -679,6 +679,20 @@ async fn create_from_flags_and_run_make_the_objects_kubectl_would() -> Result<()
         ensure!(!out.ok() && format!("{out:?}").contains(words), "{output}: {out:?}");
     }
 
+    // What can be created, with kubectl's short names.
+    let out = ctl(&servers, &["api-resources"], "").await;
+    ensure!(
+        out.ok() && out.stdout.lines().count() == 14,
+        "a header and 13 kinds: {out:?}"
+    );
+    ensure!(
+        out.stdout
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["deployments", "deploy", "apps/v1", "true", "Deployment"]),
+        "{out:?}"
+    );
+
     // Bad flags send nothing.
     let out = ctl(&servers, &["create", "configmap", "bad", "--from-literal=novalue"], "").await;
     ensure!(
