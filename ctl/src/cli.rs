@@ -47,6 +47,9 @@ pub enum Command {
     Drain(DrainArgs),
     /// Print a container's logs.
     Logs(LogsArgs),
+    /// Copy files and directories to and from containers:
+    /// ctl cp LOCAL POD:PATH, ctl cp POD:PATH LOCAL.
+    Cp(CpArgs),
     /// Run a command in a container.
     Exec(ExecArgs),
     /// Set the number of replicas of deployments or replicasets.
@@ -476,6 +479,17 @@ pub struct LogsArgs {
     /// Prefix each line with its time.
     #[arg(long)]
     pub timestamps: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CpArgs {
+    /// A local path, or [NAMESPACE/]POD:PATH.
+    pub source: String,
+    /// A local path, or [NAMESPACE/]POD:PATH.
+    pub destination: String,
+    /// The container; needed when the pod has several.
+    #[arg(short = 'c', long)]
+    pub container: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -199,6 +199,41 @@ async fn logs_follow_and_exec_pass_output_and_exit_codes() -> Result<()> {
         ])
         .status()?;
     assert_eq!(status.code(), Some(42));
+
+    // cp: a file and a directory in, a file back out.
+    let local = tempfile::tempdir()?;
+    std::fs::write(local.path().join("note.txt"), "hello-cp\n")?;
+    std::fs::create_dir_all(local.path().join("tree/sub"))?;
+    std::fs::write(local.path().join("tree/sub/leaf.txt"), "leaf\n")?;
+    let path = |name: &str| local.path().join(name).display().to_string();
+    let out = ctl(&servers, &["cp", &path("note.txt"), "ticker:/tmp/copied.txt"], "").await;
+    assert!(out.ok(), "{out:?}");
+    let out = ctl(&servers, &["cp", &path("tree"), "default/ticker:/tmp/tree"], "").await;
+    assert!(out.ok(), "{out:?}");
+    let out = ctl(
+        &servers,
+        &[
+            "exec",
+            "ticker",
+            "--",
+            "cat",
+            "/tmp/copied.txt",
+            "/tmp/tree/sub/leaf.txt",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(out.stdout, "hello-cp\nleaf\n", "{out:?}");
+    let out = ctl(&servers, &["cp", "ticker:/tmp/copied.txt", &path("back.txt")], "").await;
+    assert!(out.ok(), "{out:?}");
+    assert_eq!(std::fs::read_to_string(local.path().join("back.txt"))?, "hello-cp\n");
+    let out = ctl(&servers, &["cp", "ticker:/nonexistent", &path("nothing")], "").await;
+    assert!(
+        out.error
+            .as_deref()
+            .is_some_and(|e| e.contains("tar in the container exited")),
+        "{out:?}"
+    );
     Ok(())
 }
 

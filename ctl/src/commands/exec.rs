@@ -43,6 +43,16 @@ impl Drop for RawMode {
     }
 }
 
+/// Where a session's stdin comes from.
+pub(super) enum Stdin {
+    /// None: the command's stdin is closed.
+    None,
+    /// The local terminal, as the user types.
+    Terminal,
+    /// These bytes, then the end.
+    Bytes(Vec<u8>),
+}
+
 /// # Errors
 /// [`CtlError::Exit`] with the command's exit code when it is not 0, or
 /// why the command could not run.
@@ -50,6 +60,16 @@ pub async fn run(client: &Client, args: &ExecArgs, namespace: Option<&str>, io: 
     let interactive = args.stdin && std::io::stdin().is_terminal();
     let tty = args.tty && interactive;
     let namespace = namespace_or_default(namespace);
+    let stdin = match (args.stdin, interactive) {
+        (false, _) => Stdin::None,
+        (true, true) => Stdin::Terminal,
+        (true, false) => {
+            // Piped input: pass it all on, then end it.
+            let mut data = Vec::new();
+            io.stdin.read_to_end(&mut data)?;
+            Stdin::Bytes(data)
+        }
+    };
     let start = ExecStart {
         name: target_pod(client, &namespace, &args.pod, io).await?,
         namespace,
@@ -59,6 +79,14 @@ pub async fn run(client: &Client, args: &ExecArgs, namespace: Option<&str>, io: 
         tty,
         size: if tty { terminal_size() } else { None },
     };
+    session(client, start, stdin, io).await
+}
+
+/// Runs one exec session to its end: output to `io`, the command's exit
+/// code as [`CtlError::Exit`] when not 0.
+pub(super) async fn session(client: &Client, start: ExecStart, stdin: Stdin, io: &mut Io<'_>) -> Result<(), CtlError> {
+    let tty = start.tty;
+    let interactive = matches!(stdin, Stdin::Terminal);
     let (input, outbound) = mpsc::channel(INPUT);
     input
         .send(message(exec_request::Input::Start(start)))
@@ -81,10 +109,7 @@ pub async fn run(client: &Client, args: &ExecArgs, namespace: Option<&str>, io: 
             }
             let _ = keys.blocking_send(message(exec_request::Input::CloseStdin(true)));
         });
-    } else if args.stdin {
-        // Piped input: pass it all on, then end it.
-        let mut data = Vec::new();
-        io.stdin.read_to_end(&mut data)?;
+    } else if let Stdin::Bytes(data) = stdin {
         for chunk in data.chunks(64 * 1024) {
             let _ = input.send(message(exec_request::Input::Stdin(chunk.to_vec()))).await;
         }

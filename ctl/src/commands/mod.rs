@@ -9,6 +9,7 @@ use crate::{Client, CtlError, Io};
 
 mod apply;
 mod cluster;
+mod cp;
 mod delete;
 mod describe;
 mod describe_workload;
@@ -51,6 +52,7 @@ pub async fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), CtlError> {
         Command::Uncordon { node } => node::set_cordon(&client, &node, false, io).await,
         Command::Drain(args) => node::drain(&client, &args, io).await,
         Command::Logs(args) => logs::run(&client, &args, namespace.as_deref(), io).await,
+        Command::Cp(args) => cp::run(&client, &args, namespace.as_deref(), io).await,
         Command::Exec(args) => exec::run(&client, &args, namespace.as_deref(), io).await,
         Command::Cluster {
             command: ClusterCommand::Status { output },
