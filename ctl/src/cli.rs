@@ -238,6 +238,10 @@ pub struct GetArgs {
     /// A LABELS column with every label.
     #[arg(long)]
     pub show_labels: bool,
+    /// Sort by a JSONPath field, e.g. .metadata.creationTimestamp or
+    /// '{.status.containerStatuses[0].restartCount}'.
+    #[arg(long)]
+    pub sort_by: Option<String>,
     /// table, wide, yaml, json, name or jsonpath=TEMPLATE.
     #[arg(short = 'o', long, default_value = "table", value_parser = clap::builder::ValueParser::new(str::parse::<Output>))]
     pub output: Output,

@@ -26,6 +26,7 @@ pub async fn run(
         Output::JsonPath(text) => Some(jsonpath(text)?),
         _ => None,
     };
+    let sort_key = args.sort_by.as_deref().map(sort_template).transpose()?;
     if args.watch || args.watch_only {
         return watch(client, args, namespace, io).await;
     }
@@ -55,7 +56,10 @@ pub async fn run(
                 }
             }
         }
-        sort(kind, &mut objects);
+        match &sort_key {
+            Some(key) => sort_by(key, &mut objects),
+            None => sort(kind, &mut objects),
+        }
         groups.push((kind, objects));
     }
     let all: Vec<Object> = groups.iter().flat_map(|(_, objects)| objects.iter().cloned()).collect();
@@ -146,6 +150,37 @@ fn sort(kind: Kind, objects: &mut [Object]) {
                 .map(|e| event_time(&e))
                 .unwrap_or_default()
         });
+    }
+}
+
+/// `--sort-by`'s path, with or without kubectl's braces.
+fn sort_template(path: &str) -> Result<Template, CtlError> {
+    let path = path.trim();
+    if path.starts_with('{') {
+        jsonpath(path)
+    } else {
+        jsonpath(&format!("{{{path}}}"))
+    }
+}
+
+/// Sorts `objects` by the value `key` renders for each: as numbers when
+/// both are numbers, else as text (RFC 3339 times sort as text); objects
+/// without the field come first, as in kubectl.
+fn sort_by(key: &Template, objects: &mut [Object]) {
+    objects.sort_by_cached_key(|o| {
+        let text = key.render(&codec::object_to_value(o));
+        let number = text.parse::<f64>().ok().filter(|n| n.is_finite());
+        (!text.is_empty(), number.map(ordered), text)
+    });
+}
+
+/// An `f64` as an integer that sorts the same way (for finite values).
+fn ordered(n: f64) -> i64 {
+    let bits = n.to_bits() as i64;
+    if bits < 0 {
+        bits ^ i64::MAX
+    } else {
+        bits
     }
 }
 
@@ -272,4 +307,51 @@ pub fn event_time(event: &bosun_proto::api::Event) -> (i64, i32) {
         .or(event.first_timestamp)
         .or(event.metadata.as_ref().and_then(|m| m.creation_timestamp));
     time.map_or((0, 0), |t| (t.seconds, t.nanos))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str, restarts: Option<i32>) -> Object {
+        use bosun_proto::api::{ContainerStatus, ObjectMeta, Pod, PodStatus};
+        Pod {
+            metadata: Some(ObjectMeta {
+                name: name.into(),
+                ..Default::default()
+            }),
+            status: restarts.map(|restart_count| PodStatus {
+                container_statuses: vec![ContainerStatus {
+                    restart_count,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+        .into()
+    }
+
+    #[test]
+    fn sort_by_orders_numbers_as_numbers_and_missing_values_first() {
+        let mut pods = vec![
+            pod("ten", Some(10)),
+            pod("none", None),
+            pod("two", Some(2)),
+            pod("zero", Some(0)),
+        ];
+        let key = sort_template(".status.containerStatuses[0].restartCount").unwrap();
+        sort_by(&key, &mut pods);
+        let names: Vec<&str> = pods.iter().map(Object::name).collect();
+        // restartCount 0 is omitted from JSON like any default, so it sorts
+        // with the missing ones, by name.
+        assert_eq!(names, ["none", "zero", "two", "ten"]);
+        let key = sort_template("{.metadata.name}").unwrap();
+        sort_by(&key, &mut pods);
+        let names: Vec<&str> = pods.iter().map(Object::name).collect();
+        assert_eq!(names, ["none", "ten", "two", "zero"]);
+        let mut numbers = [3.5, -2.0, -10.0, 0.0, 7.0];
+        numbers.sort_by_key(|n| ordered(*n));
+        assert_eq!(numbers, [-10.0, -2.0, 0.0, 3.5, 7.0]);
+    }
 }
