@@ -191,6 +191,8 @@ pub enum Output {
     Json,
     Name,
     JsonPath(String),
+    /// `HEADER:.json.path,...`
+    CustomColumns(String),
 }
 
 impl std::str::FromStr for Output {
@@ -204,11 +206,15 @@ impl std::str::FromStr for Output {
             "json" => Output::Json,
             "name" => Output::Name,
             "jsonpath" => return Err("template format specified but no template given".into()),
+            "custom-columns" => return Err("custom-columns format specified but no custom columns given".into()),
             _ => match text.strip_prefix("jsonpath=") {
                 Some(template) => Output::JsonPath(template.to_string()),
+                None if text.starts_with("custom-columns=") => {
+                    Output::CustomColumns(text["custom-columns=".len()..].to_string())
+                }
                 None => {
                     return Err(format!(
-                        "unable to match a printer suitable for the output format {text:?}, allowed formats are: json, jsonpath, name, table, wide, yaml"
+                        "unable to match a printer suitable for the output format {text:?}, allowed formats are: custom-columns, json, jsonpath, name, table, wide, yaml"
                     ))
                 }
             },
@@ -242,7 +248,8 @@ pub struct GetArgs {
     /// '{.status.containerStatuses[0].restartCount}'.
     #[arg(long)]
     pub sort_by: Option<String>,
-    /// table, wide, yaml, json, name or jsonpath=TEMPLATE.
+    /// table, wide, yaml, json, name, jsonpath=TEMPLATE or
+    /// custom-columns=HEADER:.json.path,...
     #[arg(short = 'o', long, default_value = "table", value_parser = clap::builder::ValueParser::new(str::parse::<Output>))]
     pub output: Output,
     /// After listing, print each change (added, modified, deleted) as it

@@ -16,11 +16,8 @@ pub struct Table {
 
 impl Table {
     /// A table of given headers and rows.
-    pub fn new(headers: &[&str], rows: Vec<Vec<String>>) -> Table {
-        Table {
-            headers: headers.iter().map(|h| (*h).to_string()).collect(),
-            rows,
-        }
+    pub fn new(headers: Vec<String>, rows: Vec<Vec<String>>) -> Table {
+        Table { headers, rows }
     }
 
     /// A table of `objects` of one kind.

@@ -671,7 +671,25 @@ async fn create_from_flags_and_run_make_the_objects_kubectl_would() -> Result<()
         out.ok() && out.stdout == "[]",
         "a missing field prints nothing, as kubectl's: {out:?}"
     );
+    let out = ctl(
+        &servers,
+        &[
+            "-n",
+            "team",
+            "get",
+            "deploy",
+            "-o",
+            "custom-columns=NAME:.metadata.name,REPLICAS:.spec.replicas,NOPE:.spec.nope",
+        ],
+        "",
+    )
+    .await;
+    ensure!(
+        out.ok() && out.stdout == "NAME   REPLICAS   NOPE\nweb    2          <none>\n",
+        "{out:?}"
+    );
     for (output, words) in [
+        ("custom-columns=NAME", "expected <header>:<json-path-expr>"),
         ("jsonpath={.spec", "error parsing jsonpath"),
         ("xml", "allowed formats are"),
     ] {

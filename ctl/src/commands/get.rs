@@ -26,6 +26,10 @@ pub async fn run(
         Output::JsonPath(text) => Some(jsonpath(text)?),
         _ => None,
     };
+    let columns = match &args.output {
+        Output::CustomColumns(spec) => Some(custom_columns(spec)?),
+        _ => None,
+    };
     let sort_key = args.sort_by.as_deref().map(sort_template).transpose()?;
     if args.watch || args.watch_only {
         return watch(client, args, namespace, io).await;
@@ -75,6 +79,11 @@ pub async fn run(
         Output::JsonPath(_) => {
             if let Some(template) = &template {
                 write!(io.stdout, "{}", template.render(&value()))?;
+            }
+        }
+        Output::CustomColumns(_) => {
+            if let Some(columns) = &columns {
+                write!(io.stdout, "{}", columns_table(columns, &all).render())?;
             }
         }
         Output::Yaml | Output::Json => {
@@ -151,6 +160,44 @@ fn sort(kind: Kind, objects: &mut [Object]) {
                 .unwrap_or_default()
         });
     }
+}
+
+/// `-o custom-columns=HEADER:.json.path,...`, parsed.
+fn custom_columns(spec: &str) -> Result<Vec<(String, Template)>, CtlError> {
+    spec.split(',')
+        .map(|column| {
+            let (header, path) = column.split_once(':').ok_or_else(|| {
+                CtlError::Invalid(format!(
+                    "unexpected custom-columns spec: {column}, expected <header>:<json-path-expr>"
+                ))
+            })?;
+            Ok((header.to_string(), sort_template(path)?))
+        })
+        .collect()
+}
+
+/// A table with a row per object and a column per custom column; a
+/// missing value shows as `<none>`, as kubectl's.
+fn columns_table(columns: &[(String, Template)], objects: &[Object]) -> Table {
+    let headers = columns.iter().map(|(header, _)| header.clone()).collect();
+    let rows = objects
+        .iter()
+        .map(|object| {
+            let value = codec::object_to_value(object);
+            columns
+                .iter()
+                .map(|(_, path)| {
+                    let text = path.render(&value);
+                    if text.is_empty() {
+                        "<none>".to_string()
+                    } else {
+                        text
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    Table::new(headers, rows)
 }
 
 /// `--sort-by`'s path, with or without kubectl's braces.
@@ -288,6 +335,15 @@ impl WatchPrinter {
                 for object in objects {
                     write!(io.stdout, "{}", template.render(&codec::object_to_value(object)))?;
                 }
+            }
+            Output::CustomColumns(spec) => {
+                let table = columns_table(&custom_columns(spec)?, objects);
+                write!(
+                    io.stdout,
+                    "{}",
+                    table.render_aligned(&mut self.widths, !self.header_shown)
+                )?;
+                self.header_shown = true;
             }
         }
         io.stdout.flush()?;

@@ -82,7 +82,8 @@ pub async fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), CtlError> {
                     ]
                 })
                 .collect();
-            let table = crate::output::Table::new(&["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"], rows);
+            let headers = ["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"].map(String::from);
+            let table = crate::output::Table::new(headers.to_vec(), rows);
             write!(io.stdout, "{}", table.render())?;
             Ok(())
         }
