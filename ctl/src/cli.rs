@@ -490,6 +490,12 @@ pub struct LogsArgs {
     /// Prefix each line with its time.
     #[arg(long)]
     pub timestamps: bool,
+    /// Only output from the last 5s, 2m, 3h...
+    #[arg(long, value_parser = crate::duration::parse, conflicts_with = "since_time")]
+    pub since: Option<std::time::Duration>,
+    /// Only output from this time on (RFC 3339, 2026-11-30T10:00:00Z).
+    #[arg(long)]
+    pub since_time: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -155,6 +155,29 @@ async fn logs_follow_and_exec_pass_output_and_exit_codes() -> Result<()> {
     let out = ctl(&servers, &["logs", "ticker", "--timestamps", "--tail", "2"], "").await;
     assert_eq!(out.stdout.lines().count(), 2, "{out:?}");
     assert!(out.stdout.starts_with("20"), "timestamps first: {out:?}");
+    // --since keeps the last seconds of output, --since-time from a time.
+    let total = wait_until(Duration::from_secs(20), "30 lines of output", || {
+        let servers = servers.clone();
+        async move {
+            let out = ctl(&servers, &["logs", "ticker"], "").await;
+            let lines = out.stdout.lines().count();
+            Ok((lines >= 30).then_some(lines))
+        }
+    })
+    .await?;
+    let out = ctl(&servers, &["logs", "ticker", "--since", "1s"], "").await;
+    let recent = out.stdout.lines().count();
+    assert!(recent > 0 && recent < total, "{recent} of {total}: {out:?}");
+    let out = ctl(
+        &servers,
+        &["logs", "ticker", "--since-time", "2100-01-01T00:00:00Z"],
+        "",
+    )
+    .await;
+    assert!(out.ok() && out.stdout.is_empty(), "{out:?}");
+    let out = ctl(&servers, &["logs", "ticker", "--since-time", "yesterday"], "").await;
+    assert!(out.error.as_deref().is_some_and(|e| e.contains("RFC 3339")), "{out:?}");
+
     // By label, each line prefixed with its pod and container.
     let out = ctl(&servers, &["label", "pod", "ticker", "app=tick"], "").await;
     assert!(out.ok(), "{out:?}");

@@ -113,10 +113,18 @@ impl<R: ContainerRuntime> Agent for AgentService<R> {
                 request.name
             )));
         };
+        let since = match (request.since_seconds, request.since_time) {
+            (Some(seconds), _) => {
+                std::time::SystemTime::now().checked_sub(std::time::Duration::from_secs(seconds.max(0).unsigned_abs()))
+            }
+            (None, Some(time)) => std::time::SystemTime::try_from(time).ok(),
+            (None, None) => None,
+        };
         let options = LogOptions {
             follow: request.follow,
             tail_lines: request.tail_lines,
             timestamps: request.timestamps,
+            since,
         };
         let stream = self
             .shared

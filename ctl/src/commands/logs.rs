@@ -32,6 +32,16 @@ pub async fn run(client: &Client, args: &LogsArgs, namespace: Option<&str>, io: 
             args.max_log_requests
         )));
     }
+    let since_time = match &args.since_time {
+        Some(text) => Some(
+            text.parse::<prost_types::Timestamp>()
+                .map_err(|_| CtlError::Invalid(format!("--since-time {text:?} is not an RFC 3339 time")))?,
+        ),
+        None => None,
+    };
+    let since_seconds = args
+        .since
+        .map(|d| i64::try_from(d.as_secs().max(1)).unwrap_or(i64::MAX));
     let mut streams = Vec::new();
     for (name, first_container) in pods {
         let container = args.container.clone().or(first_container).unwrap_or_default();
@@ -44,6 +54,8 @@ pub async fn run(client: &Client, args: &LogsArgs, namespace: Option<&str>, io: 
             tail_lines: args.tail,
             previous: args.previous,
             timestamps: args.timestamps,
+            since_seconds,
+            since_time,
         };
         let stream = client
             .call(|channel| {

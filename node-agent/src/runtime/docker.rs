@@ -322,7 +322,13 @@ impl ContainerRuntime for Docker {
         let tail = options
             .tail_lines
             .map_or_else(|| "all".to_string(), |n| n.max(0).to_string());
+        // The engine counts whole seconds since the epoch; 0 means all.
+        let since = options
+            .since
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| i32::try_from(d.as_secs()).unwrap_or(i32::MAX));
         let options = LogsOptionsBuilder::default()
+            .since(since)
             .follow(options.follow)
             .stdout(true)
             .stderr(true)

@@ -149,6 +149,8 @@ pub struct RuntimeEvent {
 pub struct LogOptions {
     pub follow: bool,
     pub tail_lines: Option<i64>,
+    /// Only output written at or after this time.
+    pub since: Option<SystemTime>,
     pub timestamps: bool,
 }
 
