@@ -446,18 +446,29 @@ impl Drop for TestCluster {
                 let _ = child.wait();
             }
         }
-        let ids = Command::new("docker")
-            .args(["ps", "-aq", "--filter", &format!("label={TEST_LABEL}={}", self.run)])
-            .output()
-            .map(|o| {
-                String::from_utf8_lossy(&o.stdout)
-                    .split_whitespace()
-                    .map(String::from)
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default();
-        if !ids.is_empty() {
-            let _ = Command::new("docker").arg("rm").arg("-f").args(&ids).output();
+        // A create the agent sent just before it died may still be carried
+        // out by the engine: keep removing until none has turned up for a
+        // moment (and give up after a few seconds).
+        let killed = std::time::Instant::now();
+        loop {
+            let ids = Command::new("docker")
+                .args(["ps", "-aq", "--filter", &format!("label={TEST_LABEL}={}", self.run)])
+                .output()
+                .map(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .split_whitespace()
+                        .map(String::from)
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            if !ids.is_empty() {
+                let _ = Command::new("docker").arg("rm").arg("-f").args(&ids).output();
+            }
+            let settled = killed.elapsed() > Duration::from_secs(1);
+            if (ids.is_empty() && settled) || killed.elapsed() > Duration::from_secs(10) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
         let _ = Command::new("docker").args(["network", "rm", &self.network]).output();
     }

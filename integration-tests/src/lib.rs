@@ -275,14 +275,21 @@ impl MasterCluster {
     /// # Errors
     /// When no leader emerges within 15 s.
     pub async fn leader(&self) -> Result<usize> {
-        wait_until(Duration::from_secs(15), "a leader", || async {
+        let found = wait_until(Duration::from_secs(15), "a leader", || async {
+            // What each master says, for the message if no leader shows.
+            let mut seen = Vec::new();
             for (index, master) in self.masters.iter().enumerate() {
                 if !master.is_running() {
                     continue;
                 }
-                let Ok(status) = self.status(index).await else {
-                    continue;
+                let status = match self.status(index).await {
+                    Ok(status) => status,
+                    Err(e) => {
+                        seen.push(format!("{}: {e:#}", master.addr));
+                        continue;
+                    }
                 };
+                seen.push(format!("{} says the leader is {}", master.addr, status.leader_id));
                 let leader = self
                     .masters
                     .iter()
@@ -297,11 +304,20 @@ impl MasterCluster {
                     if role.as_deref() == Some("leader") {
                         return Ok(Some(leader));
                     }
+                    seen.push(format!("which says its role is {role:?}"));
                 }
             }
-            Ok(None)
+            bail!("no confirmed leader: {}", seen.join("; "))
         })
-        .await
+        .await;
+        found.map_err(|e| {
+            let logs: Vec<String> = self
+                .masters
+                .iter()
+                .map(|m| format!("master {} ({}):\n{}", m.id, m.addr, m.log_tail()))
+                .collect();
+            anyhow!("{e}\n{}", logs.join("\n"))
+        })
     }
 
     /// Waits until the leader counts `count` voters, all answering.
