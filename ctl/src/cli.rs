@@ -74,6 +74,8 @@ pub enum Command {
     Annotate(MetadataArgs),
     /// The kinds of object the cluster serves, with their short names.
     ApiResources,
+    /// This ctl's version and the answering master's.
+    Version,
     /// Wait until objects meet a condition, or are deleted.
     Wait(WaitArgs),
     /// Follow, undo, pause, resume or restart a deployment's rollout.

@@ -197,6 +197,14 @@ async fn ctl_fails_over_to_the_next_master_and_reports_the_cluster() -> Result<(
     let out = ctl(&servers, &["cluster", "status"], "").await;
     assert!(out.stdout.starts_with("ID   ADDRESS"), "{out:?}");
     assert!(out.stdout.contains("\nLeader: "), "{out:?}");
+    let out = ctl(&servers, &["version"], "").await;
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(
+        out.stdout.starts_with(&format!(
+            "Client Version: v{version}\nServer Version: v{version} (master "
+        )),
+        "{out:?}"
+    );
     Ok(())
 }
 

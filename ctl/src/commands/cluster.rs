@@ -1,10 +1,31 @@
-//! `ctl cluster status`.
+//! `ctl cluster status` and `ctl version`.
 
 use bosun_proto::api::ClusterStatusRequest;
 use serde_json::json;
 
 use crate::cli::StatusOutput;
 use crate::{Client, CtlError, Io};
+
+/// `ctl version`: this ctl's version, then the answering master's (or
+/// why none answered: the client's version is printed either way).
+///
+/// # Errors
+/// No master could be reached.
+pub async fn version(client: &mut Client, io: &mut Io<'_>) -> Result<(), CtlError> {
+    writeln!(io.stdout, "Client Version: v{}", env!("CARGO_PKG_VERSION"))?;
+    let status = client
+        .call(|channel| async move {
+            let mut cluster = bosun_proto::api::cluster_client::ClusterClient::new(channel);
+            cluster.status(ClusterStatusRequest {}).await.map(|r| r.into_inner())
+        })
+        .await?;
+    writeln!(
+        io.stdout,
+        "Server Version: v{} (master {})",
+        status.version, status.answered_by
+    )?;
+    Ok(())
+}
 
 /// # Errors
 /// When no master answers.
@@ -32,6 +53,7 @@ pub async fn status(client: &mut Client, output: StatusOutput, io: &mut Io<'_>) 
             "leader": if status.leader_id == 0 { json!(null) } else { json!(status.leader_id) },
             "leaderAddress": leader.map(|m| m.address.clone()),
             "answeredBy": status.answered_by,
+            "version": status.version,
             "members": members,
         });
         writeln!(

@@ -67,6 +67,7 @@ pub async fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), CtlError> {
         Command::Annotate(args) => {
             label::run(&mut client, &args, label::Field::Annotations, namespace.as_deref(), io).await
         }
+        Command::Version => cluster::version(&mut client, io).await,
         Command::ApiResources => {
             let mut kinds = Kind::ALL.to_vec();
             kinds.sort_by_key(|k| k.plural());

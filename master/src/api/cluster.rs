@@ -67,6 +67,7 @@ impl Cluster for ClusterService {
             leader_id: metrics.current_leader.unwrap_or(0),
             members,
             answered_by: self.replica.id,
+            version: env!("CARGO_PKG_VERSION").to_string(),
         }))
     }
 }
