@@ -303,9 +303,13 @@ impl WatchPrinter {
             return Ok(());
         }
         match &self.output {
-            Output::Table | Output::Wide => {
-                let table = Table::of(self.kind, objects, self.output == Output::Wide, self.with_namespace)
-                    .with_labels(objects, &self.label_columns, self.show_labels);
+            Output::Table | Output::Wide | Output::CustomColumns(_) => {
+                let table =
+                    match &self.output {
+                        Output::CustomColumns(spec) => columns_table(&custom_columns(spec)?, objects),
+                        _ => Table::of(self.kind, objects, self.output == Output::Wide, self.with_namespace)
+                            .with_labels(objects, &self.label_columns, self.show_labels),
+                    };
                 write!(
                     io.stdout,
                     "{}",
@@ -335,15 +339,6 @@ impl WatchPrinter {
                 for object in objects {
                     write!(io.stdout, "{}", template.render(&codec::object_to_value(object)))?;
                 }
-            }
-            Output::CustomColumns(spec) => {
-                let table = columns_table(&custom_columns(spec)?, objects);
-                write!(
-                    io.stdout,
-                    "{}",
-                    table.render_aligned(&mut self.widths, !self.header_shown)
-                )?;
-                self.header_shown = true;
             }
         }
         io.stdout.flush()?;
