@@ -6,7 +6,7 @@
 use bosun_proto::api::pods_client::PodsClient;
 use bosun_proto::api::{LogChunk, LogsRequest, Pod};
 use bosun_proto::Kind;
-use futures::stream::{self, StreamExt};
+use futures::stream::{self, BoxStream, StreamExt};
 
 use super::{list_objects, namespace_or_default, target_pod};
 use crate::cli::LogsArgs;
@@ -42,8 +42,7 @@ pub async fn run(client: &Client, args: &LogsArgs, namespace: Option<&str>, io: 
     let since_seconds = args
         .since
         .map(|d| i64::try_from(d.as_secs().max(1)).unwrap_or(i64::MAX));
-    let mut streams = Vec::new();
-    for (name, first_container) in pods {
+    let requests = pods.into_iter().map(|(name, first_container)| {
         let container = args.container.clone().or(first_container).unwrap_or_default();
         let prefix = args.prefix.then(|| format!("[pod/{name}/{container}] "));
         let request = LogsRequest {
@@ -57,34 +56,58 @@ pub async fn run(client: &Client, args: &LogsArgs, namespace: Option<&str>, io: 
             since_seconds,
             since_time,
         };
-        let stream = client
-            .call(|channel| {
-                let request = request.clone();
-                async move { PodsClient::new(channel).logs(request).await.map(|r| r.into_inner()) }
-            })
-            .await?;
-        let chunks = stream::unfold(stream, |mut stream| async move {
-            let next = stream.message().await.transpose()?;
-            Some((next, stream))
-        });
-        streams.push(chunks.map(move |chunk| (prefix.clone(), chunk)).boxed());
-    }
-    // One after the other, or interleaved as they come when following.
-    let mut merged = if args.follow {
-        stream::select_all(streams).boxed()
-    } else {
-        stream::iter(streams).flatten().boxed()
-    };
+        (prefix, request)
+    });
     let mut lines = Lines::default();
-    while let Some((prefix, chunk)) = merged.next().await {
-        let LogChunk { data, .. } = chunk?;
-        match prefix {
-            Some(prefix) => io.stdout.write_all(lines.prefixed(&prefix, &data).as_bytes())?,
-            None => io.stdout.write_all(&data)?,
+    if args.follow {
+        // All at once, interleaved as the output comes.
+        let mut streams = Vec::new();
+        for (prefix, request) in requests {
+            let chunks = open(client, request).await?;
+            streams.push(chunks.map(move |chunk| (prefix.clone(), chunk)));
         }
-        io.stdout.flush()?;
+        let mut merged = stream::select_all(streams);
+        while let Some((prefix, chunk)) = merged.next().await {
+            emit(&mut lines, prefix.as_deref(), &chunk?.data, io)?;
+        }
+    } else {
+        // One pod after the other: a stream opens when the one before ends.
+        for (prefix, request) in requests {
+            let mut chunks = open(client, request).await?;
+            while let Some(chunk) = chunks.next().await {
+                emit(&mut lines, prefix.as_deref(), &chunk?.data, io)?;
+            }
+        }
     }
     io.stdout.write_all(lines.rest().as_bytes())?;
+    Ok(())
+}
+
+/// Opens one pod's log stream.
+async fn open(
+    client: &Client,
+    request: LogsRequest,
+) -> Result<BoxStream<'static, Result<LogChunk, tonic::Status>>, CtlError> {
+    let stream = client
+        .call(|channel| {
+            let request = request.clone();
+            async move { PodsClient::new(channel).logs(request).await.map(|r| r.into_inner()) }
+        })
+        .await?;
+    Ok(stream::unfold(stream, |mut stream| async move {
+        let next = stream.message().await.transpose()?;
+        Some((next, stream))
+    })
+    .boxed())
+}
+
+/// Writes `data`, its whole lines after `prefix` when there is one.
+fn emit(lines: &mut Lines, prefix: Option<&str>, data: &[u8], io: &mut Io<'_>) -> Result<(), CtlError> {
+    match prefix {
+        Some(prefix) => io.stdout.write_all(lines.prefixed(prefix, data).as_bytes())?,
+        None => io.stdout.write_all(data)?,
+    }
+    io.stdout.flush()?;
     Ok(())
 }
 
