@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use bosun_proto::codec;
 
 use super::apply::update_one;
-use super::{get_object, named_targets, namespace_or_default};
+use super::{get_object, named_targets, namespace_or_default, replacement};
 use crate::output::object_name;
 use crate::{Client, CtlError, Io};
 
@@ -56,21 +56,7 @@ pub async fn run(
                 path.display().to_string()
             ))
         };
-        let mut objects =
-            codec::decode_objects(&edited, &path.display().to_string()).map_err(|e| kept(e.to_string()))?;
-        let [mut changed] = <[_; 1]>::try_from(std::mem::take(&mut objects))
-            .map_err(|_| kept("the edited file must hold exactly one object".into()))?;
-        if changed.kind() != Some(kind) || changed.name() != name {
-            return Err(kept(format!(
-                "the kind and name of {} cannot be changed",
-                object_name(&object)
-            )));
-        }
-        if let Some(meta) = changed.metadata_mut() {
-            if meta.namespace.is_empty() {
-                meta.namespace.clone_from(&namespace);
-            }
-        }
+        let changed = replacement(&edited, &path.display().to_string(), &object).map_err(kept)?;
         let updated = update_one(client, changed).await.map_err(|e| kept(e.to_string()))?;
         let _ = std::fs::remove_file(&path);
         writeln!(io.stdout, "{} edited", object_name(&updated))?;

@@ -2,8 +2,8 @@
 //! revision. A watch that breaks (a master stopped, no leader for a
 //! moment) is resumed from the revision of the last change seen, on any
 //! master, so no change is missed or shown twice; when that revision is no
-//! longer kept, the objects are listed again. Used by `ctl get --watch`
-//! and `ctl rollout status`.
+//! longer kept, the objects are listed again. Used by `ctl get --watch`,
+//! `ctl wait` and `ctl rollout status`.
 
 use std::time::Duration;
 
@@ -45,6 +45,13 @@ impl Follower {
             },
             stream: None,
         }
+    }
+
+    /// Follows from just after `revision`: the resourceVersion of an
+    /// object just read, so that read needs no list.
+    pub fn since(mut self, revision: u64) -> Follower {
+        self.request.since_revision = revision;
+        self
     }
 
     /// The objects now; changes are followed from here.

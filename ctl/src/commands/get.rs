@@ -22,17 +22,10 @@ pub async fn run(
     namespace: Option<&str>,
     io: &mut Io<'_>,
 ) -> Result<(), CtlError> {
-    let template = match &args.output {
-        Output::JsonPath(text) => Some(jsonpath(text)?),
-        _ => None,
-    };
-    let columns = match &args.output {
-        Output::CustomColumns(spec) => Some(custom_columns(spec)?),
-        _ => None,
-    };
+    let format = Format::of(&args.output)?;
     let sort_key = args.sort_by.as_deref().map(sort_template).transpose()?;
     if args.watch || args.watch_only {
-        return watch(client, args, namespace, io).await;
+        return watch(client, args, format, sort_key.as_ref(), namespace, io).await;
     }
     let targets = resolve(&args.kind, &args.names)?;
     let several_kinds = targets.len() > 1;
@@ -60,10 +53,7 @@ pub async fn run(
                 }
             }
         }
-        match &sort_key {
-            Some(key) => sort_by(key, &mut objects),
-            None => sort(kind, &mut objects),
-        }
+        sort(kind, sort_key.as_ref(), &mut objects);
         groups.push((kind, objects));
     }
     let all: Vec<Object> = groups.iter().flat_map(|(_, objects)| objects.iter().cloned()).collect();
@@ -75,32 +65,21 @@ pub async fn run(
             json!({"apiVersion": "v1", "kind": "List", "items": all.iter().map(codec::object_to_value).collect::<Vec<Value>>()})
         }
     };
-    match &args.output {
-        Output::JsonPath(_) => {
-            if let Some(template) = &template {
-                write!(io.stdout, "{}", template.render(&value()))?;
-            }
-        }
-        Output::CustomColumns(_) => {
-            if let Some(columns) = &columns {
-                write!(io.stdout, "{}", columns_table(columns, &all).render())?;
-            }
-        }
-        Output::Yaml | Output::Json => {
-            let value = value();
-            let text = if args.output == Output::Yaml {
-                serde_yaml::to_string(&value).unwrap_or_default()
-            } else {
-                format!("{}\n", serde_json::to_string_pretty(&value).unwrap_or_default())
-            };
-            write!(io.stdout, "{text}")?;
-        }
-        Output::Name => {
+    match &format {
+        Format::JsonPath(template) => write!(io.stdout, "{}", template.render(&value()))?,
+        Format::Columns(columns) => write!(io.stdout, "{}", columns_table(columns, &all).render())?,
+        Format::Yaml => write!(io.stdout, "{}", serde_yaml::to_string(&value()).unwrap_or_default())?,
+        Format::Json => writeln!(
+            io.stdout,
+            "{}",
+            serde_json::to_string_pretty(&value()).unwrap_or_default()
+        )?,
+        Format::Name => {
             for object in &all {
                 writeln!(io.stdout, "{}", object_name(object))?;
             }
         }
-        Output::Table | Output::Wide => {
+        Format::Table { wide } => {
             if all.is_empty() && failed == 0 {
                 let namespaced = groups.iter().any(|(k, _)| k.namespaced());
                 no_resources(io, namespaced && !args.all_namespaces, &list_namespace)?;
@@ -121,7 +100,7 @@ pub async fn run(
                         }
                     }
                 }
-                let table = Table::of(*kind, &shown, args.output == Output::Wide, args.all_namespaces).with_labels(
+                let table = Table::of(*kind, &shown, *wide, args.all_namespaces).with_labels(
                     &shown,
                     &args.label_columns,
                     args.show_labels,
@@ -150,10 +129,36 @@ fn no_resources(io: &mut Io<'_>, in_namespace: bool, namespace: &str) -> Result<
     Ok(())
 }
 
-/// kubectl lists events by time; other kinds come as the masters list
-/// them.
-fn sort(kind: Kind, objects: &mut [Object]) {
-    if kind == Kind::Event {
+/// `-o`, parsed once: how objects print.
+enum Format {
+    Table { wide: bool },
+    Yaml,
+    Json,
+    Name,
+    JsonPath(Template),
+    Columns(Vec<(String, Template)>),
+}
+
+impl Format {
+    fn of(output: &Output) -> Result<Format, CtlError> {
+        Ok(match output {
+            Output::Table => Format::Table { wide: false },
+            Output::Wide => Format::Table { wide: true },
+            Output::Yaml => Format::Yaml,
+            Output::Json => Format::Json,
+            Output::Name => Format::Name,
+            Output::JsonPath(text) => Format::JsonPath(jsonpath(text)?),
+            Output::CustomColumns(spec) => Format::Columns(custom_columns(spec)?),
+        })
+    }
+}
+
+/// By `--sort-by` when given; else kubectl lists events by time, and other
+/// kinds come as the masters list them.
+fn sort(kind: Kind, key: Option<&Template>, objects: &mut [Object]) {
+    if let Some(key) = key {
+        sort_by(key, objects);
+    } else if kind == Kind::Event {
         objects.sort_by_key(|o| {
             bosun_proto::api::Event::try_from(o.clone())
                 .map(|e| event_time(&e))
@@ -234,22 +239,23 @@ fn ordered(n: f64) -> i64 {
 /// `ctl get --watch`: one kind, all of it or one named object; the objects
 /// as they are (not with `--watch-only`), then each change, until
 /// interrupted. A deleted object is shown in its last state.
-async fn watch(client: &mut Client, args: &GetArgs, namespace: Option<&str>, io: &mut Io<'_>) -> Result<(), CtlError> {
+async fn watch(
+    client: &mut Client,
+    args: &GetArgs,
+    format: Format,
+    sort_key: Option<&Template>,
+    namespace: Option<&str>,
+    io: &mut Io<'_>,
+) -> Result<(), CtlError> {
     let targets = resolve(&args.kind, &args.names)?;
     let [(kind, names)] = targets.as_slice() else {
         return Err(CtlError::Invalid("you may only specify a single resource type".into()));
     };
     let kind = *kind;
     let mut fields: Vec<String> = args.field_selector.iter().filter(|f| !f.is_empty()).cloned().collect();
-    let watch_namespace = match names.as_slice() {
-        [] if args.all_namespaces => String::new(),
-        [] => namespace_or_default(namespace),
-        [name] => {
-            // A plain read first, so a missing object gets the server's words.
-            get_object(client, kind, &namespace_or_default(namespace), name).await?;
-            fields.push(format!("metadata.name={name}"));
-            namespace_or_default(namespace)
-        }
+    let name = match names.as_slice() {
+        [] => None,
+        [name] => Some(name),
         _ => {
             return Err(CtlError::Invalid(format!(
                 "watch is only supported on individual resources and resource collections, but {} resources were found",
@@ -257,13 +263,30 @@ async fn watch(client: &mut Client, args: &GetArgs, namespace: Option<&str>, io:
             )))
         }
     };
+    let watch_namespace = if args.all_namespaces && name.is_none() {
+        String::new()
+    } else {
+        namespace_or_default(namespace)
+    };
+    if let Some(name) = name {
+        fields.push(format!("metadata.name={name}"));
+    }
     let selector = args.selector.clone().unwrap_or_default();
     let mut follower = Follower::new(kind, &watch_namespace, &selector, &fields.join(","));
-    let mut objects = follower.list(client).await?;
-    sort(kind, &mut objects);
+    let mut objects = match name {
+        // A read, so a missing object gets the server's words; changes are
+        // followed from its version.
+        Some(name) => {
+            let object = get_object(client, kind, &watch_namespace, name).await?;
+            follower = follower.since(object.resource_version());
+            vec![object]
+        }
+        None => follower.list(client).await?,
+    };
+    sort(kind, sort_key, &mut objects);
     let mut printer = WatchPrinter {
         kind,
-        output: args.output.clone(),
+        format,
         with_namespace: args.all_namespaces,
         label_columns: args.label_columns.clone(),
         show_labels: args.show_labels,
@@ -271,7 +294,7 @@ async fn watch(client: &mut Client, args: &GetArgs, namespace: Option<&str>, io:
         header_shown: false,
     };
     if !args.watch_only {
-        if objects.is_empty() && matches!(args.output, Output::Table | Output::Wide) {
+        if objects.is_empty() && matches!(printer.format, Format::Table { .. }) {
             no_resources(io, kind.namespaced() && !args.all_namespaces, &watch_namespace)?;
         }
         printer.print(&objects, io)?;
@@ -289,7 +312,7 @@ async fn watch(client: &mut Client, args: &GetArgs, namespace: Option<&str>, io:
 /// document per object, or names.
 struct WatchPrinter {
     kind: Kind,
-    output: Output,
+    format: Format,
     with_namespace: bool,
     label_columns: Vec<String>,
     show_labels: bool,
@@ -302,42 +325,34 @@ impl WatchPrinter {
         if objects.is_empty() {
             return Ok(());
         }
-        match &self.output {
-            Output::Table | Output::Wide | Output::CustomColumns(_) => {
-                let table =
-                    match &self.output {
-                        Output::CustomColumns(spec) => columns_table(&custom_columns(spec)?, objects),
-                        _ => Table::of(self.kind, objects, self.output == Output::Wide, self.with_namespace)
-                            .with_labels(objects, &self.label_columns, self.show_labels),
-                    };
-                write!(
-                    io.stdout,
-                    "{}",
-                    table.render_aligned(&mut self.widths, !self.header_shown)
-                )?;
-                self.header_shown = true;
-            }
-            Output::Yaml => {
-                for object in objects {
+        let table = match &self.format {
+            Format::Table { wide } => Some(Table::of(self.kind, objects, *wide, self.with_namespace).with_labels(
+                objects,
+                &self.label_columns,
+                self.show_labels,
+            )),
+            Format::Columns(columns) => Some(columns_table(columns, objects)),
+            _ => None,
+        };
+        if let Some(table) = table {
+            let text = table.render_aligned(&mut self.widths, !self.header_shown);
+            write!(io.stdout, "{text}")?;
+            self.header_shown = true;
+        }
+        for object in objects {
+            match &self.format {
+                Format::Table { .. } | Format::Columns(_) => {}
+                Format::Yaml => {
                     let text = serde_yaml::to_string(&codec::object_to_value(object)).unwrap_or_default();
                     write!(io.stdout, "---\n{text}")?;
                 }
-            }
-            Output::Json => {
-                for object in objects {
+                Format::Json => {
                     let text = serde_json::to_string_pretty(&codec::object_to_value(object)).unwrap_or_default();
                     writeln!(io.stdout, "{text}")?;
                 }
-            }
-            Output::Name => {
-                for object in objects {
-                    writeln!(io.stdout, "{}", object_name(object))?;
-                }
-            }
-            Output::JsonPath(text) => {
-                let template = jsonpath(text)?;
-                for object in objects {
-                    write!(io.stdout, "{}", template.render(&codec::object_to_value(object)))?;
+                Format::Name => writeln!(io.stdout, "{}", object_name(object))?,
+                Format::JsonPath(template) => {
+                    write!(io.stdout, "{}", template.render(&codec::object_to_value(object)))?
                 }
             }
         }

@@ -7,10 +7,9 @@
 use std::collections::HashMap;
 
 use bosun_proto::api::Object;
-use bosun_proto::Kind;
 
-use super::workload::{edit, Edit};
-use super::{list_objects, named_targets, namespace_or_default, parse_kind, per_object};
+use super::workload::{edit, expect_version, Edit};
+use super::{namespace_or_default, per_object, selected_targets};
 use crate::cli::MetadataArgs;
 use crate::output::object_name;
 use crate::{Client, CtlError, Io};
@@ -111,7 +110,7 @@ pub async fn run(
 ) -> Result<(), CtlError> {
     let (objects, changes) = split(&args.args, field)?;
     let namespace = namespace_or_default(namespace);
-    let targets = targets(client, &objects, args, &namespace).await?;
+    let targets = selected_targets(client, &objects, args.selector.as_deref(), args.all, &namespace).await?;
     let mut failed = 0;
     for (kind, name) in &targets {
         let result = edit(client, *kind, &namespace, name, |object| {
@@ -134,31 +133,6 @@ pub async fn run(
     Ok(())
 }
 
-/// The objects: named (`KIND NAME...`, `KIND/NAME...`), or every one of a
-/// kind matching `-l` (or all of them with `--all`).
-async fn targets(
-    client: &mut Client,
-    objects: &[String],
-    args: &MetadataArgs,
-    namespace: &str,
-) -> Result<Vec<(Kind, String)>, CtlError> {
-    if args.selector.is_none() && !args.all {
-        return named_targets(objects);
-    }
-    let [kind] = objects else {
-        return Err(CtlError::Invalid(
-            "with a selector or --all, give only the kind of the objects".into(),
-        ));
-    };
-    let kind = parse_kind(kind)?;
-    let selector = args.selector.clone().unwrap_or_default();
-    let found = list_objects(client, kind, namespace, &selector, "").await?;
-    if found.is_empty() {
-        return Err(CtlError::Invalid("no objects passed to apply".into()));
-    }
-    Ok(found.iter().map(|o| (kind, o.name().to_string())).collect())
-}
-
 /// Edits one object's labels or annotations; the word to print.
 fn edit_object(
     object: &mut Object,
@@ -166,17 +140,10 @@ fn edit_object(
     changes: &Changes,
     args: &MetadataArgs,
 ) -> Result<Edit<&'static str>, CtlError> {
+    expect_version(object, args.resource_version)?;
     let Some(meta) = object.metadata_mut() else {
         return Err(CtlError::Invalid("the object has no metadata".into()));
     };
-    if let Some(wanted) = args.resource_version {
-        if meta.resource_version != wanted {
-            return Err(CtlError::Invalid(format!(
-                "the object has been modified: its resourceVersion is {}, not {wanted}",
-                meta.resource_version
-            )));
-        }
-    }
     let map = match field {
         Field::Labels => &mut meta.labels,
         Field::Annotations => &mut meta.annotations,

@@ -195,6 +195,32 @@ fn parse_kind(text: &str) -> Result<Kind, CtlError> {
     Kind::parse(text).map_err(|e| CtlError::Invalid(e.to_string()))
 }
 
+/// The objects a command acts on: named (`KIND NAME...`, `KIND/NAME...`),
+/// or, with a label `selector` or `all`, every object of one kind that
+/// matches now.
+async fn selected_targets(
+    client: &mut Client,
+    args: &[String],
+    selector: Option<&str>,
+    all: bool,
+    namespace: &str,
+) -> Result<Vec<(Kind, String)>, CtlError> {
+    if selector.is_none() && !all {
+        return named_targets(args);
+    }
+    let [kind] = args else {
+        return Err(CtlError::Invalid(
+            "name cannot be provided when a selector or --all is specified".into(),
+        ));
+    };
+    let kind = parse_kind(kind)?;
+    let found = list_objects(client, kind, namespace, selector.unwrap_or_default(), "").await?;
+    if found.is_empty() {
+        return Err(CtlError::Invalid("no matching resources found".into()));
+    }
+    Ok(found.iter().map(|o| (kind, o.name().to_string())).collect())
+}
+
 /// The pod a `logs` or `exec` argument names: `web` or `pod/web`, or one
 /// of the pods of a Deployment or ReplicaSet (`deploy/web`), chosen as
 /// kubectl does ([`pick_pod`]) and named on stderr when there were
@@ -288,6 +314,33 @@ fn set_namespace(object: &mut Object, namespace: Option<&str>) -> Result<(), Ctl
         _ => {}
     }
     Ok(())
+}
+
+/// The one object `text` holds, decoded as manifests are, to replace
+/// `original` (`ctl edit`, `ctl patch`): of the same kind and name, in
+/// its namespace.
+///
+/// # Errors
+/// Text that does not decode, more or fewer objects than one, or another
+/// kind, name or namespace.
+fn replacement(text: &str, source: &str, original: &Object) -> Result<Object, String> {
+    let mut objects = bosun_proto::codec::decode_objects(text, source).map_err(|e| e.to_string())?;
+    let count = objects.len();
+    let mut object = objects
+        .pop()
+        .filter(|_| count == 1)
+        .ok_or_else(|| format!("exactly one object is expected, found {count}"))?;
+    if object.kind() != original.kind() || object.name() != original.name() {
+        return Err(format!(
+            "cannot change the kind or name of {}",
+            crate::output::object_name(original)
+        ));
+    }
+    match set_namespace(&mut object, Some(original.namespace()).filter(|ns| !ns.is_empty())) {
+        Err(CtlError::Invalid(message)) => Err(message),
+        Err(other) => Err(other.to_string()),
+        Ok(()) => Ok(object),
+    }
 }
 
 async fn get_object(client: &mut Client, kind: Kind, namespace: &str, name: &str) -> Result<Object, CtlError> {

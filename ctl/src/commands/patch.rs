@@ -16,15 +16,15 @@
 //! decoded by the same codec as manifests and written back against the
 //! version it was made from (a concurrent change makes ctl patch again).
 
+use bosun_proto::api::Object;
+use bosun_proto::codec;
 use serde_json::{Map, Value};
 
 use super::workload::{edit, Edit};
-use super::{named_targets, namespace_or_default};
+use super::{named_targets, namespace_or_default, replacement};
 use crate::cli::PatchArgs;
 use crate::output::object_name;
 use crate::{Client, CtlError, Io};
-use bosun_proto::api::Object;
-use bosun_proto::codec;
 
 /// # Errors
 /// A patch that is not JSON (or YAML), does not apply, or makes an
@@ -45,17 +45,7 @@ pub async fn run(
             if after == before {
                 return Ok(Edit::Keep("patched (no change)"));
             }
-            let mut decoded = codec::decode_objects(&after.to_string(), "the patched object")
-                .map_err(|e| CtlError::Invalid(e.to_string()))?;
-            let patched = decoded
-                .pop()
-                .filter(|_| decoded.is_empty())
-                .ok_or_else(|| CtlError::Invalid("the patch must leave one object".into()))?;
-            if patched.kind() != object.kind() || patched.name() != object.name() {
-                return Err(CtlError::Invalid(
-                    "a patch cannot change the kind or name of an object".into(),
-                ));
-            }
+            let patched = replacement(&after.to_string(), "the patched object", object).map_err(CtlError::Invalid)?;
             *object = keep_version(patched, object);
             Ok(Edit::Write("patched"))
         })

@@ -142,8 +142,9 @@ async fn follow(
     if reporter.report(&first, revision, io)? || !watch {
         return Ok(());
     }
-    let mut follower = Follower::new(Kind::Deployment, namespace, "", &format!("metadata.name={name}"));
-    let mut current = follower.list(client).await?;
+    let mut follower = Follower::new(Kind::Deployment, namespace, "", &format!("metadata.name={name}"))
+        .since(first.resource_version());
+    let mut current = vec![first];
     loop {
         let Some(object) = current.first() else {
             return Err(CtlError::Invalid("object has been deleted".into()));

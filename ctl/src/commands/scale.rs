@@ -6,7 +6,7 @@ use bosun_proto::api::object::Resource;
 use bosun_proto::api::Object;
 use bosun_proto::Kind;
 
-use super::workload::{edit, resource, Edit};
+use super::workload::{edit, expect_version, resource, Edit};
 use super::{named_targets, namespace_or_default};
 use crate::cli::ScaleArgs;
 use crate::output::object_name;
@@ -80,15 +80,7 @@ impl Precondition {
                 )));
             }
         }
-        if let Some(expected) = self.resource_version {
-            let actual = object.resource_version();
-            if actual != expected {
-                return Err(CtlError::Invalid(format!(
-                    "Expected resource version to be {expected}, was {actual}"
-                )));
-            }
-        }
-        Ok(())
+        expect_version(object, self.resource_version)
     }
 }
 

@@ -4,8 +4,8 @@
 //! - `--for=condition=NAME[=VALUE]`: a `status.conditions` entry of that
 //!   type has that status (`True` when no value is given); names and
 //!   values compare case-insensitively, as kubectl does.
-//! - `--for=jsonpath={.field.path}=VALUE`: the field (dotted names into
-//!   the object as `-o json` shows it) has that value.
+//! - `--for=jsonpath={PATH}=VALUE`: the path (see [`crate::jsonpath`])
+//!   renders that value from the object as `-o json` shows it.
 //! - `--for=delete`: the object is gone.
 //!
 //! The objects are named, or every one of the kind matching `-l` (or
@@ -15,19 +15,19 @@
 
 use bosun_proto::api::{EventType, Object};
 use bosun_proto::{codec, Kind};
-use serde_json::Value;
 
 use super::follow::{Change, Follower};
-use super::{get_object, list_objects, named_targets, namespace_or_default, parse_kind};
+use super::{get_object, namespace_or_default, selected_targets};
 use crate::cli::WaitArgs;
+use crate::jsonpath::Template;
 use crate::output::kind_label;
 use crate::{Client, CtlError, Io};
 
 /// What to wait for.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Wanted {
     Condition { name: String, status: String },
-    Field { path: Vec<String>, value: String },
+    Field { path: Template, value: String },
     Delete,
 }
 
@@ -54,11 +54,10 @@ impl Wanted {
         if let Some(expression) = text.strip_prefix("jsonpath=") {
             let expression = expression.trim_matches('\'');
             let (path, value) = expression.split_once("}=").ok_or_else(unrecognized)?;
-            let path = path.strip_prefix("{.").ok_or_else(unrecognized)?;
-            let path: Vec<String> = path.split('.').map(str::to_string).collect();
-            if path.iter().any(String::is_empty) || value.is_empty() {
+            if !path.starts_with("{.") || value.is_empty() {
                 return Err(unrecognized());
             }
+            let path = Template::parse(&format!("{path}}}")).map_err(|_| unrecognized())?;
             return Ok(Wanted::Field {
                 path,
                 value: value.to_string(),
@@ -81,18 +80,9 @@ impl Wanted {
                     text("type").eq_ignore_ascii_case(name) && text("status").eq_ignore_ascii_case(status)
                 })
             }
-            Wanted::Field { path, value: wanted } => {
-                let found = path.iter().try_fold(&value, |v, key| v.get(key));
-                match found {
-                    Some(Value::String(text)) => text == wanted,
-                    Some(Value::Null) | None => false,
-                    // Numbers and booleans as JSON writes them.
-                    Some(other) => {
-                        let text = other.to_string();
-                        text == *wanted
-                    }
-                }
-            }
+            // Strings as they are, numbers and booleans as JSON writes
+            // them; a missing field renders nothing and so never matches.
+            Wanted::Field { path, value: wanted } => path.render(&value) == *wanted,
         }
     }
 }
@@ -108,7 +98,7 @@ pub async fn run(
 ) -> Result<(), CtlError> {
     let wanted = Wanted::parse(&args.condition)?;
     let namespace = namespace_or_default(namespace);
-    let targets = targets(client, args, &namespace).await?;
+    let targets = selected_targets(client, &args.resources, args.selector.as_deref(), args.all, &namespace).await?;
     let deadline = tokio::time::Instant::now() + args.timeout;
     let once = args.timeout.is_zero();
     for (kind, name) in targets {
@@ -128,34 +118,6 @@ pub async fn run(
     Ok(())
 }
 
-/// The objects to wait for: the named ones, or those of the kind matching
-/// the selector (or all) now.
-async fn targets(client: &mut Client, args: &WaitArgs, namespace: &str) -> Result<Vec<(Kind, String)>, CtlError> {
-    let by_selection = args.selector.is_some() || args.all;
-    match args.resources.as_slice() {
-        [kind] if by_selection && !kind.contains('/') => {
-            let kind = parse_kind(kind)?;
-            let selector = args.selector.clone().unwrap_or_default();
-            let names: Vec<(Kind, String)> = list_objects(client, kind, namespace, &selector, "")
-                .await?
-                .iter()
-                .map(|o| (kind, o.name().to_string()))
-                .collect();
-            if names.is_empty() {
-                return Err(CtlError::Invalid("no matching resources found".into()));
-            }
-            Ok(names)
-        }
-        _ if by_selection => Err(CtlError::Invalid(
-            "name cannot be provided when a selector or --all is specified".into(),
-        )),
-        [_] if !args.resources[0].contains('/') => Err(CtlError::Invalid(
-            "resource(s) were provided, but no name was specified".into(),
-        )),
-        resources => named_targets(resources),
-    }
-}
-
 /// Follows one object until `wanted` holds, and prints it; with `once`,
 /// only looks. Whether it holds.
 async fn wait_one(
@@ -168,13 +130,19 @@ async fn wait_one(
     io: &mut Io<'_>,
 ) -> Result<bool, CtlError> {
     let label = format!("{}/{name}", kind_label(kind));
-    if *wanted != Wanted::Delete {
-        // A plain read first, so a missing object gets the server's words.
-        get_object(client, kind, namespace, name).await?;
-    }
-    let namespace = if kind.namespaced() { namespace } else { "" };
-    let mut follower = Follower::new(kind, namespace, "", &format!("metadata.name={name}"));
-    let mut current = follower.list(client).await?;
+    let selector = format!("metadata.name={name}");
+    let scope = if kind.namespaced() { namespace } else { "" };
+    let mut follower = Follower::new(kind, scope, "", &selector);
+    let mut current = if *wanted == Wanted::Delete {
+        // Gone already is fine: list.
+        follower.list(client).await?
+    } else {
+        // A read, so a missing object gets the server's words; changes
+        // are followed from its version.
+        let object = get_object(client, kind, namespace, name).await?;
+        follower = follower.since(object.resource_version());
+        vec![object]
+    };
     loop {
         if wanted.met(current.first()) {
             writeln!(io.stdout, "{label} condition met")?;
@@ -234,13 +202,10 @@ mod tests {
             condition("Ready", "false")
         );
         assert_eq!(Wanted::parse("delete").unwrap(), Wanted::Delete);
-        assert_eq!(
+        assert!(matches!(
             Wanted::parse("jsonpath={.status.phase}=Running").unwrap(),
-            Wanted::Field {
-                path: vec!["status".into(), "phase".into()],
-                value: "Running".into()
-            }
-        );
+            Wanted::Field { value, .. } if value == "Running"
+        ));
         for bad in [
             "ready",
             "condition=",
@@ -268,6 +233,10 @@ mod tests {
         assert!(phase.met(Some(&ready)));
         assert!(!phase.met(Some(&pod("Pending", &[]))));
         assert!(!Wanted::parse("jsonpath={.status.nothing}=x").unwrap().met(Some(&ready)));
+        // The path is a full JSONPath: filters work too.
+        let filtered = Wanted::parse("jsonpath={.status.conditions[?(@.type==\"Ready\")].status}=True").unwrap();
+        assert!(filtered.met(Some(&ready)));
+        assert!(!filtered.met(Some(&unready)));
 
         assert!(Wanted::Delete.met(None));
         assert!(!Wanted::Delete.met(Some(&ready)));

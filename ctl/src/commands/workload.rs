@@ -75,6 +75,21 @@ pub async fn edit<T>(
     )))
 }
 
+/// kubectl's `--resource-version` precondition: the object must still be
+/// at `expected` (when given).
+///
+/// # Errors
+/// `Expected resource version to be 6, was 7`.
+pub fn expect_version(object: &Object, expected: Option<u64>) -> Result<(), CtlError> {
+    match expected {
+        Some(expected) if object.resource_version() != expected => Err(CtlError::Invalid(format!(
+            "Expected resource version to be {expected}, was {}",
+            object.resource_version()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Reads a Deployment.
 ///
 /// # Errors
