@@ -187,6 +187,18 @@ async fn logs_follow_and_exec_pass_output_and_exit_codes() -> Result<()> {
         lines.len() == 2 && lines.iter().all(|l| l.starts_with("[pod/ticker/ticker] tick-")),
         "{out:?}"
     );
+    let out = ctl(
+        &servers,
+        &["logs", "-l", "app=tick", "-f", "--max-log-requests", "0"],
+        "",
+    )
+    .await;
+    assert!(
+        out.error
+            .as_deref()
+            .is_some_and(|e| e.contains("maximum allowed concurrency is 0")),
+        "following more pods than allowed is refused: {out:?}"
+    );
 
     let out = ctl(
         &servers,

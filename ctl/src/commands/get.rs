@@ -118,6 +118,30 @@ pub async fn run(
     Ok(())
 }
 
+/// `ctl api-resources`: the kinds served, in kubectl's columns.
+///
+/// # Errors
+/// A failed write.
+pub fn api_resources(io: &mut Io<'_>) -> Result<(), CtlError> {
+    let mut kinds = Kind::ALL.to_vec();
+    kinds.sort_by_key(|k| k.plural());
+    let rows = kinds
+        .iter()
+        .map(|k| {
+            vec![
+                k.plural().to_string(),
+                k.short_names().join(","),
+                k.api_version().to_string(),
+                k.namespaced().to_string(),
+                k.name().to_string(),
+            ]
+        })
+        .collect();
+    let headers = ["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"].map(String::from);
+    write!(io.stdout, "{}", Table::new(headers.to_vec(), rows).render())?;
+    Ok(())
+}
+
 /// "No resources found", with the namespace looked in when there is one.
 fn no_resources(io: &mut Io<'_>, in_namespace: bool, namespace: &str) -> Result<(), CtlError> {
     let scope = if in_namespace {

@@ -68,26 +68,7 @@ pub async fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), CtlError> {
             label::run(&mut client, &args, label::Field::Annotations, namespace.as_deref(), io).await
         }
         Command::Version => cluster::version(&mut client, io).await,
-        Command::ApiResources => {
-            let mut kinds = Kind::ALL.to_vec();
-            kinds.sort_by_key(|k| k.plural());
-            let rows = kinds
-                .iter()
-                .map(|k| {
-                    vec![
-                        k.plural().to_string(),
-                        k.short_names().join(","),
-                        k.api_version().to_string(),
-                        k.namespaced().to_string(),
-                        k.name().to_string(),
-                    ]
-                })
-                .collect();
-            let headers = ["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"].map(String::from);
-            let table = crate::output::Table::new(headers.to_vec(), rows);
-            write!(io.stdout, "{}", table.render())?;
-            Ok(())
-        }
+        Command::ApiResources => get::api_resources(io),
         Command::Wait(args) => wait::run(&mut client, &args, namespace.as_deref(), io).await,
         Command::Rollout { command } => rollout(&mut client, command, namespace.as_deref(), io).await,
     }
