@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use bosun_proto::api::Object;
 
 use super::workload::{edit, expect_version, Edit};
-use super::{namespace_or_default, per_object, selected_targets};
+use super::{namespace_or_default, per_object, selected_targets, split_changes};
 use crate::cli::MetadataArgs;
 use crate::output::object_name;
 use crate::{Client, CtlError, Io};
@@ -41,11 +41,9 @@ pub struct Changes {
 /// (`KEY=VALUE`, `KEY-`, last), as kubectl does.
 ///
 /// # Errors
-/// No change, a change before an object, or a malformed change.
+/// No change, an object after a change, or a malformed change.
 pub fn split(args: &[String], field: Field) -> Result<(Vec<String>, Changes), CtlError> {
-    let is_change = |arg: &String| arg.contains('=') || arg.ends_with('-');
-    let first_change = args.iter().position(is_change).unwrap_or(args.len());
-    let (objects, changes) = args.split_at(first_change);
+    let (objects, changes) = split_changes(args, field.noun())?;
     if changes.is_empty() {
         return Err(CtlError::Invalid(format!(
             "at least one {} update is required",
@@ -71,7 +69,7 @@ pub fn split(args: &[String], field: Field) -> Result<(Vec<String>, Changes), Ct
             field.noun()
         )));
     }
-    Ok((objects.to_vec(), parsed))
+    Ok((objects, parsed))
 }
 
 /// Applies `changes` to `map`: whether it changed.

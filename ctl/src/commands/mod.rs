@@ -176,6 +176,29 @@ fn parse_kind(text: &str) -> Result<Kind, CtlError> {
     Kind::parse(text).map_err(|e| CtlError::Invalid(e.to_string()))
 }
 
+/// kubectl's `RESOURCE... CHANGE...` arguments (`set image`, `label`,
+/// `annotate`): the resources, then the changes (`KEY=VALUE`, `KEY-`).
+///
+/// # Errors
+/// A resource after a change: `all resources must be specified before
+/// image changes: deploy/api`.
+fn split_changes<'a>(args: &'a [String], noun: &str) -> Result<(Vec<String>, Vec<&'a str>), CtlError> {
+    let mut resources = Vec::new();
+    let mut changes = Vec::new();
+    for arg in args {
+        if arg.contains('=') || arg.ends_with('-') {
+            changes.push(arg.as_str());
+        } else if changes.is_empty() {
+            resources.push(arg.clone());
+        } else {
+            return Err(CtlError::Invalid(format!(
+                "all resources must be specified before {noun} changes: {arg}"
+            )));
+        }
+    }
+    Ok((resources, changes))
+}
+
 /// The objects a command acts on: named (`KIND NAME...`, `KIND/NAME...`),
 /// or, with a label `selector` or `all`, every object of one kind that
 /// matches now.

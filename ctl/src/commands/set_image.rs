@@ -9,7 +9,7 @@ use bosun_proto::api::object::Resource;
 use bosun_proto::api::{Object, PodSpec};
 
 use super::workload::{edit, resource, Edit};
-use super::{named_targets, namespace_or_default};
+use super::{named_targets, namespace_or_default, split_changes};
 use crate::output::object_name;
 use crate::{Client, CtlError, Io};
 
@@ -54,20 +54,7 @@ pub async fn run(
 /// kubectl's messages for a resource after a pair, a malformed pair, no
 /// pairs, or `*` with other pairs.
 pub fn parse_args(args: &[String]) -> Result<(Vec<String>, BTreeMap<String, String>), CtlError> {
-    let mut resources = Vec::new();
-    let mut pairs = Vec::new();
-    for arg in args {
-        let is_pair = (arg.contains('=') && !arg.starts_with('=')) || (arg.ends_with('-') && arg != "-");
-        match (is_pair, pairs.is_empty()) {
-            (true, _) => pairs.push(arg.as_str()),
-            (false, true) => resources.push(arg.clone()),
-            (false, false) => {
-                return Err(CtlError::Invalid(format!(
-                    "all resources must be specified before image changes: {arg}"
-                )))
-            }
-        }
-    }
+    let (resources, pairs) = split_changes(args, "image")?;
     if resources.is_empty() {
         return Err(CtlError::Invalid(
             "one or more resources must be specified as <resource> <name> or <resource>/<name>".into(),
