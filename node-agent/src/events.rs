@@ -65,7 +65,7 @@ impl Recorder {
         Recorder { queue: Some(queue) }
     }
 
-    /// A recorder that drops everything, for tests and simulations.
+    /// A recorder that drops everything, for tests.
     pub fn disabled() -> Recorder {
         Recorder { queue: None }
     }
