@@ -48,7 +48,8 @@ fn valid_name(name: &str) -> bool {
     !name.is_empty() && !name.contains('=') && !name.contains('\0')
 }
 
-/// The environment as `NAME=value` strings.
+/// The environment as (name, value) pairs, in order; [`entries`] makes
+/// them the runtime's `NAME=value` strings.
 ///
 /// # Errors
 /// A message for the pod's status (CreateContainerConfigError) when a
@@ -59,7 +60,7 @@ pub fn build(
     sources: &Sources,
     pod_ip: &str,
     host_ip: &str,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<(String, String)>, String> {
     fn set(vars: &mut Vec<(String, String)>, name: String, value: String) {
         vars.retain(|(n, _)| *n != name);
         vars.push((name, value));
@@ -128,10 +129,12 @@ pub fn build(
             set(&mut vars, var.name.clone(), value);
         }
     }
-    Ok(vars
-        .into_iter()
-        .map(|(name, value)| format!("{name}={value}"))
-        .collect())
+    Ok(vars)
+}
+
+/// `NAME=value` strings, as the runtime takes an environment.
+pub fn entries(vars: &[(String, String)]) -> Vec<String> {
+    vars.iter().map(|(name, value)| format!("{name}={value}")).collect()
 }
 
 fn lookup<'a>(vars: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -181,14 +184,12 @@ pub fn expand<'a>(input: &str, lookup: impl Fn(&str) -> Option<&'a str>) -> Stri
 }
 
 /// `command` or `args` with `$(NAME)` expanded from the container's
-/// environment (`NAME=value` strings, as [`build`] returns them).
-pub fn expand_all(items: &[String], env: &[String]) -> Vec<String> {
-    let lookup = |name: &str| {
-        env.iter()
-            .rev()
-            .find_map(|entry| entry.strip_prefix(name).and_then(|rest| rest.strip_prefix('=')))
-    };
-    items.iter().map(|item| expand(item, lookup)).collect()
+/// environment, as [`build`] returns it.
+pub fn expand_all(items: &[String], vars: &[(String, String)]) -> Vec<String> {
+    items
+        .iter()
+        .map(|item| expand(item, |name| lookup(vars, name)))
+        .collect()
 }
 
 /// A `fieldRef` value.
@@ -307,7 +308,7 @@ spec:
     fn builds_the_environment_like_kubernetes() {
         let pod = pod(POD);
         let container = &pod.spec.as_ref().unwrap().containers[0];
-        let mut env = build(&pod, container, &sources(), "10.0.0.7", "192.0.2.1").unwrap();
+        let mut env = entries(&build(&pod, container, &sources(), "10.0.0.7", "192.0.2.1").unwrap());
         env.sort();
         assert_eq!(
             env,
@@ -373,7 +374,7 @@ spec:
 ");
         let container = &pod.spec.as_ref().unwrap().containers[0];
         let env = build(&pod, container, &sources(), "", "").unwrap();
-        let value = |name: &str| env.iter().find_map(|e| e.strip_prefix(&format!("{name}="))).unwrap();
+        let value = |name: &str| lookup(&env, name).unwrap();
         assert_eq!(
             value("URL"),
             "http://db:$(PORT)/blue",

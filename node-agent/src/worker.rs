@@ -373,7 +373,7 @@ impl<R: ContainerRuntime> Worker<R> {
             image: container.image.clone(),
             entrypoint,
             cmd,
-            env,
+            env: env::entries(&env),
             working_dir: (!container.working_dir.is_empty()).then(|| container.working_dir.clone()),
             labels: self.labels(pod, name, attempt),
             network_of: Some(sandbox.id.clone()),
