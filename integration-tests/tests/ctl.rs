@@ -349,6 +349,16 @@ async fn get_watch_prints_the_objects_then_each_change() -> Result<()> {
         "a deleted object in its last state: {deleted}"
     );
 
+    // One named object: its state, then its changes only (it is followed
+    // from the version read, and the other ConfigMap's change is not its).
+    let mut one = Watching::spawn(&servers, &["get", "cm", "after", "-w", "-o", "name"])?;
+    ensure!(one.line().await? == "configmap/after", "its state first");
+    create("other").await?;
+    let changed = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: after}\ndata: {k: changed}\n";
+    let out = ctl(&servers, &["apply", "-f", "-"], changed).await;
+    ensure!(out.ok(), "{out:?}");
+    ensure!(one.line().await? == "configmap/after", "its change next");
+
     // --watch-only: changes only. Its watch starts at some moment after
     // the spawn, so changes are made until one shows.
     let mut changes = Watching::spawn(&servers, &["get", "cm", "--watch-only", "-o", "name"])?;
