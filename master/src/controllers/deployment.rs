@@ -407,6 +407,17 @@ fn status(
     let rs_name = new_name.unwrap_or_default();
     let current = status.conditions.iter().find(|c| c.r#type == "Progressing").cloned();
     let was_paused = current.as_ref().is_some_and(|c| c.reason == "DeploymentPaused");
+    // A finished rollout stays finished while every pod is of the new
+    // ReplicaSet: pods lost to a drain or an outage and replaced are not a
+    // rollout, so no progress is estimated and no deadline runs
+    // (Kubernetes' `isCompleteDeployment`).
+    let finished = current.as_ref().is_some_and(|c| c.reason == "NewReplicaSetAvailable")
+        && status.replicas == status.updated_replicas
+        && progress.created.is_none()
+        && !progress.found_new;
+    if finished && !paused {
+        return status;
+    }
     if paused {
         if !was_paused {
             set_condition(
@@ -589,6 +600,11 @@ fn auto_rollback(
         .iter()
         .any(|c| c.r#type == "Progressing" && c.reason == "ProgressDeadlineExceeded");
     if !failed || d.spec.as_ref().is_some_and(|s| s.paused) {
+        return None;
+    }
+    // Only a revision that never became fully available is rolled back: a
+    // finished release that later lost pods is not a failed rollout.
+    if new.is_some_and(|i| has_annotation(sets[i].rs, FULLY_AVAILABLE)) {
         return None;
     }
     let target = sets

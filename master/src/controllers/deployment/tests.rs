@@ -9,7 +9,7 @@ use bosun_proto::api::{
     Container, Deployment, DeploymentSpec, DeploymentStrategy, LabelSelector, ObjectMeta, Pod, PodCondition, PodSpec,
     PodStatus, PodTemplateSpec,
 };
-use bosun_proto::internal::{command::Op, Command, UpdateOp};
+use bosun_proto::internal::{command::Op, Command, DeleteOp, UpdateOp};
 use bosun_proto::Kind;
 
 use super::super::{command_for, pods, replicaset, Action};
@@ -22,6 +22,8 @@ struct World {
     now: SystemTime,
     /// Images whose pods never become ready.
     broken: Vec<&'static str>,
+    /// No agent starts a pod (every node cordoned, drained or down).
+    halted: bool,
     events: Vec<String>,
     /// (most active pods, fewest ready pods) seen after any write once
     /// the first rollout finished.
@@ -35,6 +37,7 @@ impl World {
             revision: 0,
             now: SystemTime::now(),
             broken: vec![],
+            halted: false,
             events: vec![],
             watermarks: None,
         }
@@ -127,6 +130,9 @@ impl World {
 
     /// New pods start (ready unless their image is broken).
     fn agents(&mut self) {
+        if self.halted {
+            return;
+        }
         let starting: Vec<Pod> = self
             .objects
             .list(Kind::Pod, Some("default"))
@@ -166,6 +172,22 @@ impl World {
             }
         }
         panic!("no steady state after 50 passes");
+    }
+
+    /// Deletes every pod, as `ctl delete pods -l app=web` does.
+    fn delete_pods(&mut self) {
+        for pod in self.pods() {
+            self.command(Command {
+                op: Some(Op::Delete(DeleteOp {
+                    kind: "Pod".into(),
+                    namespace: "default".into(),
+                    name: pod.metadata.unwrap().name,
+                    grace_period_seconds: Some(0),
+                    ..Default::default()
+                })),
+                ..Default::default()
+            });
+        }
     }
 
     fn pods(&self) -> Vec<Pod> {
@@ -421,6 +443,91 @@ fn a_stalled_rollout_misses_its_deadline_and_rolls_back_when_asked() {
             assert!(world.images().contains(&"app:2".to_string()));
         }
     }
+}
+
+/// A finished release that loses its pods for longer than the deadline (a
+/// drain, an outage) is not a failed rollout: nothing is rolled back and
+/// the deadline does not fire; the pods come back when nodes do.
+#[test]
+fn a_finished_rollout_that_loses_its_pods_is_not_rolled_back() {
+    let mut world = World::new();
+    let mut d = deployment(3, "app:1", rolling());
+    d.metadata
+        .as_mut()
+        .unwrap()
+        .annotations
+        .insert(AUTO_ROLLBACK.into(), "true".into());
+    world.create(d);
+    world.settle();
+    world.update(set_image("app:2"));
+    world.settle();
+    assert_eq!(world.progressing(), ("True".into(), "NewReplicaSetAvailable".into()));
+
+    world.halted = true;
+    world.delete_pods();
+    world.settle();
+    assert_eq!(world.images(), vec!["app:2"; 3], "replacements of the new release");
+    world.now += Duration::from_secs(11);
+    world.settle();
+    world.now += Duration::from_secs(60);
+    world.settle();
+    assert_eq!(world.images(), vec!["app:2"; 3]);
+    assert_eq!(world.progressing(), ("True".into(), "NewReplicaSetAvailable".into()));
+    assert!(
+        !world.events.iter().any(|e| e.starts_with("AutoRollback")),
+        "{:?}",
+        world.events
+    );
+    let template = world.deployment().spec.unwrap().template.unwrap();
+    assert_eq!(template.spec.unwrap().containers[0].image, "app:2");
+    let status = world.deployment().status.unwrap();
+    assert_eq!((status.replicas, status.available_replicas), (3, 0));
+
+    world.halted = false;
+    world.settle();
+    let status = world.deployment().status.unwrap();
+    assert_eq!((status.replicas, status.available_replicas), (3, 3));
+    assert_eq!(world.images(), vec!["app:2"; 3]);
+}
+
+/// Scaling up a finished release while no pod can start is not a
+/// rollout; and a rollout back to a revision that was fully available once
+/// (an undo) that stalls misses its deadline but is not rolled back: only
+/// a revision that never became fully available is.
+#[test]
+fn auto_rollback_leaves_revisions_that_were_fully_available() {
+    let mut world = World::new();
+    let mut d = deployment(2, "app:1", rolling());
+    d.metadata
+        .as_mut()
+        .unwrap()
+        .annotations
+        .insert(AUTO_ROLLBACK.into(), "true".into());
+    world.create(d);
+    world.settle();
+    world.update(set_image("app:2"));
+    world.settle();
+
+    world.halted = true;
+    world.update(|d| d.spec.as_mut().unwrap().replicas = Some(4));
+    world.settle();
+    world.now += Duration::from_secs(30);
+    world.settle();
+    assert_eq!(world.images(), vec!["app:2"; 4]);
+    assert_eq!(world.progressing(), ("True".into(), "NewReplicaSetAvailable".into()));
+
+    world.update(set_image("app:1"));
+    world.settle();
+    world.now += Duration::from_secs(30);
+    world.settle();
+    assert_eq!(world.progressing(), ("False".into(), "ProgressDeadlineExceeded".into()));
+    let template = world.deployment().spec.unwrap().template.unwrap();
+    assert_eq!(template.spec.unwrap().containers[0].image, "app:1", "the undo stands");
+    assert!(
+        !world.events.iter().any(|e| e.starts_with("AutoRollback")),
+        "{:?}",
+        world.events
+    );
 }
 
 #[test]
