@@ -44,6 +44,8 @@ impl fmt::Display for ValidationError {
 #[derive(Default)]
 struct Checker {
     errors: Vec<FieldError>,
+    /// A size limit was already reported: the object's own is not too.
+    too_big: bool,
 }
 
 impl Checker {
@@ -94,6 +96,15 @@ impl Checker {
         }
     }
 }
+
+/// The most a ConfigMap's `data` and `binaryData`, or a Secret's `data`
+/// and `stringData`, may hold together: 1 MiB, as in Kubernetes. Every
+/// master and agent keeps such objects in memory and every write of one
+/// passes through the Raft log.
+pub const MAX_DATA_BYTES: usize = 1 << 20;
+/// The most one object may take, encoded: 1.5 MiB, etcd's request limit,
+/// so no client can bloat the log or stall replication with one write.
+pub const MAX_OBJECT_BYTES: usize = 3 << 19;
 
 const MAX_NAME: usize = 253;
 const MAX_LABEL: usize = 63;
@@ -206,6 +217,21 @@ fn config_key(key: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Bytes held by keys and values, as Kubernetes counts a ConfigMap.
+fn data_size<'a>(entries: impl Iterator<Item = (&'a String, &'a [u8])>) -> usize {
+    entries.map(|(k, v)| k.len() + v.len()).sum()
+}
+
+fn data_limit(c: &mut Checker, path: &str, size: usize, what: &str) {
+    if size > MAX_DATA_BYTES {
+        c.too_big = true;
+        c.fail(
+            path,
+            format!("is {size} bytes, over the {MAX_DATA_BYTES}-byte (1 MiB) limit for {what} together"),
+        );
+    }
+}
+
 /// Checks an object before it is stored.
 ///
 /// # Errors
@@ -237,6 +263,9 @@ pub fn validate(object: &Object) -> Result<(), ValidationError> {
             for key in cm.data.keys().chain(cm.binary_data.keys()) {
                 c.check(&format!("data.{key}"), config_key(key));
             }
+            let size = data_size(cm.data.iter().map(|(k, v)| (k, v.as_bytes())))
+                + data_size(cm.binary_data.iter().map(|(k, v)| (k, v.as_slice())));
+            data_limit(&mut c, "data", size, "a ConfigMap's data and binaryData");
             if let Some(key) = cm.data.keys().find(|k| cm.binary_data.contains_key(*k)) {
                 c.fail(format!("binaryData.{key}"), "is also in data");
             }
@@ -245,6 +274,9 @@ pub fn validate(object: &Object) -> Result<(), ValidationError> {
             for key in secret.data.keys().chain(secret.string_data.keys()) {
                 c.check(&format!("data.{key}"), config_key(key));
             }
+            let size = data_size(secret.data.iter().map(|(k, v)| (k, v.as_slice())))
+                + data_size(secret.string_data.iter().map(|(k, v)| (k, v.as_bytes())));
+            data_limit(&mut c, "data", size, "a Secret's data and stringData");
         }
         Resource::Node(node) => {
             if let Some(spec) = &node.spec {
@@ -310,6 +342,13 @@ pub fn validate(object: &Object) -> Result<(), ValidationError> {
             c.one_of("type", &event.r#type, &["", "Normal", "Warning"]);
         }
         Resource::Namespace(_) | Resource::Endpoints(_) => {}
+    }
+    let encoded = prost::Message::encoded_len(object);
+    if encoded > MAX_OBJECT_BYTES && !c.too_big {
+        c.fail(
+            "object",
+            format!("is {encoded} bytes encoded, over the {MAX_OBJECT_BYTES}-byte (1.5 MiB) limit for one object"),
+        );
     }
     if c.errors.is_empty() {
         Ok(())

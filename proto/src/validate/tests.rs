@@ -130,3 +130,56 @@ fn missing_name_is_refused_unless_generated() {
         Vec::<String>::new()
     );
 }
+
+#[test]
+fn config_data_and_objects_are_held_to_kubernetes_size_limits() {
+    let config_map = |bytes: usize| -> Object {
+        api::ConfigMap {
+            metadata: Some(ObjectMeta {
+                name: "big".into(),
+                namespace: "default".into(),
+                ..Default::default()
+            }),
+            data: [("a".to_string(), "x".repeat(bytes))].into(),
+            ..Default::default()
+        }
+        .into()
+    };
+    assert!(
+        validate(&config_map(MAX_DATA_BYTES - 1)).is_ok(),
+        "1 MiB with its key fits"
+    );
+    let refused = validate(&config_map(MAX_DATA_BYTES)).unwrap_err().to_string();
+    assert_eq!(
+        refused,
+        "data: is 1048577 bytes, over the 1048576-byte (1 MiB) limit for a ConfigMap's data and binaryData together"
+    );
+    let secret: Object = api::Secret {
+        metadata: Some(ObjectMeta {
+            name: "big".into(),
+            namespace: "default".into(),
+            ..Default::default()
+        }),
+        data: [("a".to_string(), vec![0u8; 600 << 10])].into(),
+        string_data: [("b".to_string(), "y".repeat(600 << 10))].into(),
+        ..Default::default()
+    }
+    .into();
+    let refused = validate(&secret).unwrap_err().to_string();
+    assert!(
+        refused.contains("limit for a Secret's data and stringData"),
+        "{refused}"
+    );
+
+    // Any kind: a Pod whose annotations alone are 2 MiB.
+    let mut pod = object(POD);
+    pod.metadata_mut()
+        .unwrap()
+        .annotations
+        .insert("note".into(), "z".repeat(2 << 20));
+    let refused = validate(&pod).unwrap_err().to_string();
+    assert!(
+        refused.contains("object: is ") && refused.contains("over the 1572864-byte (1.5 MiB) limit for one object"),
+        "{refused}"
+    );
+}
