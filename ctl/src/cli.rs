@@ -537,6 +537,16 @@ pub enum ClusterCommand {
         #[arg(short = 'o', long, value_enum, default_value_t = StatusOutput::Table)]
         output: StatusOutput,
     },
+    /// Removes a master from the cluster (stop it first). Refuses the last
+    /// voter, and a voter whose removal leaves too few reachable voters for
+    /// a quorum unless --force.
+    Remove {
+        /// The master's id, as `ctl cluster status` lists it.
+        id: u64,
+        /// Remove it even when the remaining reachable voters are no quorum.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

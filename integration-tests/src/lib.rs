@@ -239,6 +239,36 @@ impl MasterCluster {
         result
     }
 
+    /// Starts a stopped or killed master again with `args` in place of the
+    /// extra arguments it had (kept for later restarts).
+    ///
+    /// # Errors
+    /// When it does not start listening in time.
+    pub async fn restart_with(&mut self, index: usize, args: &[&str]) -> Result<()> {
+        self.masters[index].extra_args = args.iter().map(|s| s.to_string()).collect();
+        self.restart(index).await
+    }
+
+    /// Waits for master `index`'s process to exit by itself, and returns
+    /// its log.
+    ///
+    /// # Errors
+    /// When it is still running after `timeout`.
+    pub async fn wait_for_exit(&mut self, index: usize, timeout: Duration) -> Result<String> {
+        let master = &mut self.masters[index];
+        let Some(child) = master.child.as_mut() else {
+            bail!("master {} is not running", master.id);
+        };
+        wait_until(timeout, "the master to exit", || {
+            let status = child.try_wait();
+            async move { Ok(status?.map(|_| ())) }
+        })
+        .await
+        .map_err(|e| anyhow!("{e}\nmaster {} log:\n{}", master.id, master.log_tail()))?;
+        master.child = None;
+        Ok(std::fs::read_to_string(&master.log).unwrap_or_default())
+    }
+
     /// Addresses of the running masters.
     pub fn addrs(&self) -> Vec<String> {
         self.masters

@@ -37,6 +37,19 @@ pub struct Config {
     #[arg(long, env = "BOSUN_JOIN")]
     pub join: Option<String>,
 
+    /// How long a joining master may take to replicate the leader's log.
+    /// One that has not caught up by then is removed again rather than
+    /// made a voter, and its join fails with the reason.
+    #[arg(long, default_value_t = 60_000)]
+    pub join_timeout_ms: u64,
+
+    /// Restart this master's data as a one-member cluster, keeping every
+    /// object: the way out when a majority of masters is lost for good
+    /// (as etcd's --force-new-cluster). Use it once, on one survivor, then
+    /// restart without it and join new masters to it.
+    #[arg(long, conflicts_with = "join")]
+    pub force_new_cluster: bool,
+
     /// Recent changes kept in memory for watches to resume from.
     #[arg(long, default_value_t = 10_000)]
     pub watch_history: usize,
@@ -123,8 +136,11 @@ impl Config {
         })
     }
 
-    pub fn leader_wait(&self) -> Duration {
-        Duration::from_millis(self.leader_wait_ms)
+    pub fn replica_timing(&self) -> crate::replica::ReplicaTiming {
+        crate::replica::ReplicaTiming {
+            leader_wait: Duration::from_millis(self.leader_wait_ms),
+            join_timeout: Duration::from_millis(self.join_timeout_ms),
+        }
     }
 
     pub fn pod_eviction(&self) -> Duration {

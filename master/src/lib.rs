@@ -6,8 +6,8 @@
 //! - [`admission`] and [`defaults`]: what happens to an object before it
 //!   is proposed.
 //! - [`replica`]: proposing commands, forwarding to the leader, linearizable
-//!   reads, membership changes; [`proposer`] batches concurrent proposals
-//!   into single log entries.
+//!   reads; [`membership`] joins and removes masters; [`proposer`] batches
+//!   concurrent proposals into single log entries.
 //! - [`raft`]: openraft's storage (rocksdb log and state machine) and the
 //!   gRPC network between masters; [`db`] is the key layout.
 //! - [`store`]: the applied state in memory and the deterministic apply
@@ -27,6 +27,7 @@ pub mod defaults;
 pub mod events;
 pub mod eviction;
 pub mod leader;
+pub mod membership;
 pub mod nodes;
 pub(crate) mod peers;
 pub mod proposer;

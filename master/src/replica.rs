@@ -1,25 +1,24 @@
 //! This master's handle on the replicated state: proposes commands (here
 //! when this master leads, forwarded to the leader otherwise), makes reads
-//! linearizable, and changes membership.
+//! linearizable. Membership changes are in [`crate::membership`].
 //!
 //! During an election a request does not fail at once: it waits for a
 //! leader, with short back-off, until `leader_wait` has passed.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bosun_proto::api::Member;
 use bosun_proto::client::is_unavailable;
-use bosun_proto::internal::{Command, CommandResult, JoinRequest, ReadIndexRequest};
-use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
-use openraft::{ChangeMembers, ServerState};
+use bosun_proto::internal::{Command, CommandResult, ReadIndexRequest};
+use openraft::error::{CheckIsLeaderError, RaftError};
+use openraft::ServerState;
 use tokio::time::Instant;
 use tonic::Code;
 
 use crate::peers::Peers;
 use crate::proposer::Proposer;
-use crate::raft::{Node, NodeId, Raft};
+use crate::raft::{NodeId, Raft};
 use crate::store::Store;
 
 /// Why a request could not be carried out by the cluster.
@@ -37,6 +36,25 @@ pub enum ReplicaError {
     },
     #[error("membership change failed: {reason}")]
     Membership { reason: String },
+    #[error("node id {node_id} already belongs to the master at {address}; pick another --node-id")]
+    NodeIdTaken { node_id: NodeId, address: String },
+    #[error("master {node_id} at {address} did not catch up with the leader's log within {waited:?}, so it was removed instead of becoming a voter: check that the leader can reach it at that address (--advertise) and that it is running")]
+    JoinTimedOut {
+        node_id: NodeId,
+        address: String,
+        waited: Duration,
+    },
+    #[error("master {node_id} is not a member of this cluster")]
+    NotMember { node_id: NodeId },
+    #[error("master {node_id} is the last voter: a cluster cannot remove its last member")]
+    LastVoter { node_id: NodeId },
+    #[error("removing master {node_id} leaves {alive} of {remaining} voters reachable, fewer than the {quorum} a quorum needs, so writes would stop; bring members back first, or pass --force")]
+    BelowQuorum {
+        node_id: NodeId,
+        alive: usize,
+        remaining: usize,
+        quorum: usize,
+    },
 }
 
 pub struct Replica {
@@ -45,7 +63,19 @@ pub struct Replica {
     pub store: Arc<Store>,
     pub(crate) peers: Arc<Peers>,
     proposer: Proposer,
-    leader_wait: Duration,
+    pub(crate) leader_wait: Duration,
+    /// How long a joining master may take to replicate the leader's log
+    /// before it is removed again instead of becoming a voter.
+    pub(crate) join_timeout: Duration,
+}
+
+/// How long the replica waits for the cluster.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplicaTiming {
+    /// For a leader, during an election, before a request fails.
+    pub leader_wait: Duration,
+    /// For a joining master to catch up before it is removed again.
+    pub join_timeout: Duration,
 }
 
 /// What the leader was found to be.
@@ -59,14 +89,15 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(10);
 const MAX_BACKOFF: Duration = Duration::from_millis(200);
 
 impl Replica {
-    pub fn new(id: NodeId, raft: Raft, store: Arc<Store>, peers: Arc<Peers>, leader_wait: Duration) -> Replica {
+    pub fn new(id: NodeId, raft: Raft, store: Arc<Store>, peers: Arc<Peers>, timing: ReplicaTiming) -> Replica {
         Replica {
             id,
             proposer: Proposer::start(raft.clone()),
             raft,
             store,
             peers,
-            leader_wait,
+            leader_wait: timing.leader_wait,
+            join_timeout: timing.join_timeout,
         }
     }
 
@@ -97,7 +128,7 @@ impl Replica {
 
     /// Sleeps for `backoff` or until the Raft metrics change, then doubles
     /// the back-off. Returns false once `deadline` has passed.
-    async fn pause(&self, backoff: &mut Duration, deadline: Instant) -> bool {
+    pub(crate) async fn pause(&self, backoff: &mut Duration, deadline: Instant) -> bool {
         let now = Instant::now();
         if now >= deadline {
             return false;
@@ -241,36 +272,26 @@ impl Replica {
             .map_err(|_| None)
     }
 
-    /// Adds a master to the cluster: as a learner until it has caught up,
-    /// then as a voter. Runs on the leader; forwarded there otherwise.
-    ///
-    /// # Errors
-    /// [`ReplicaError`] when the change could not be committed.
-    pub async fn join(&self, node_id: NodeId, address: String) -> Result<NodeId, ReplicaError> {
+    /// Runs `here` when this master leads, or `there` with the leader's id
+    /// and address otherwise (`Err(None)` from it: the leader could not be
+    /// reached, look again), waiting for a leader up to `leader_wait`.
+    pub(crate) async fn at_leader<T, H, HF, F, FF>(&self, here: H, there: F) -> Result<T, ReplicaError>
+    where
+        H: Fn() -> HF,
+        HF: std::future::Future<Output = Result<T, ReplicaError>>,
+        F: Fn(NodeId, String) -> FF,
+        FF: std::future::Future<Output = Result<T, Option<ReplicaError>>>,
+    {
         let deadline = Instant::now() + self.leader_wait;
         let mut backoff = FIRST_BACKOFF;
         loop {
             match self.leader() {
-                Leader::Me => return self.join_here(node_id, address).await.map(|()| self.id),
-                Leader::Other(leader, addr) => {
-                    let mut client = self
-                        .peers
-                        .client(&addr)
-                        .map_err(|e| ReplicaError::Membership { reason: e.to_string() })?;
-                    let request = JoinRequest {
-                        node_id,
-                        address: address.clone(),
-                    };
-                    match client.join(request).await {
-                        Ok(_) => return Ok(leader),
-                        Err(status) if is_unavailable(&status) => {}
-                        Err(status) => {
-                            return Err(ReplicaError::Membership {
-                                reason: status.message().to_string(),
-                            })
-                        }
-                    }
-                }
+                Leader::Me => return here().await,
+                Leader::Other(leader, addr) => match there(leader, addr).await {
+                    Ok(value) => return Ok(value),
+                    Err(Some(e)) => return Err(e),
+                    Err(None) => {}
+                },
                 Leader::Unknown => {}
             }
             if !self.pause(&mut backoff, deadline).await {
@@ -279,36 +300,6 @@ impl Replica {
                 });
             }
         }
-    }
-
-    async fn join_here(&self, node_id: NodeId, address: String) -> Result<(), ReplicaError> {
-        let membership = self.raft.metrics().borrow().membership_config.clone();
-        if let Some(existing) = membership.membership().get_node(&node_id) {
-            if existing.addr != address {
-                return Err(ReplicaError::Membership {
-                    reason: format!(
-                        "node id {node_id} already belongs to the master at {}; pick another --node-id",
-                        existing.addr
-                    ),
-                });
-            }
-            if membership.membership().voter_ids().any(|id| id == node_id) {
-                return Ok(());
-            }
-        }
-        let failed =
-            |e: RaftError<NodeId, ClientWriteError<NodeId, Node>>| ReplicaError::Membership { reason: e.to_string() };
-        tracing::info!(node_id, %address, "adding master as learner");
-        self.raft
-            .add_learner(node_id, Node { addr: address.clone() }, true)
-            .await
-            .map_err(failed)?;
-        tracing::info!(node_id, %address, "learner caught up; promoting to voter");
-        self.raft
-            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([node_id])), false)
-            .await
-            .map_err(failed)?;
-        Ok(())
     }
 
     /// This master's own view of itself.

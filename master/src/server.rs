@@ -16,6 +16,7 @@ use bosun_proto::internal::JoinRequest;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
+use tonic::{Code, Status};
 
 use crate::api::{ClusterService, NodesService, ObjectsService, PodsService};
 use crate::config::Config;
@@ -33,6 +34,10 @@ use crate::replica::Replica;
 use crate::store::Store;
 
 const KEY_NODE_ID: &[u8] = b"node_id";
+/// The largest request the public object API decodes: room for a batch of
+/// status updates, far below what would strain a master. One object is
+/// held to `validate::MAX_OBJECT_BYTES` (1.5 MiB) on top of this.
+const MAX_REQUEST_BYTES: usize = 16 << 20;
 
 /// Why a master could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +60,10 @@ pub enum ServerError {
     Serve(#[source] tonic::transport::Error),
     #[error("gRPC reflection could not be set up: {0}")]
     Reflection(String),
+    #[error("could not join the cluster through {seed}: {reason}")]
+    Join { seed: String, reason: String },
+    #[error("--force-new-cluster: the data directory {path} holds no cluster to recover; start without the flag to make a new one")]
+    NothingToRecover { path: String },
 }
 
 /// Runs a master on an already-bound listener until `shutdown` completes.
@@ -86,6 +95,18 @@ pub async fn run(
         .openraft_config()
         .validate()
         .map_err(|e| ServerError::RaftConfig(e.to_string()))?;
+    if config.force_new_cluster {
+        let forced = crate::raft::log_store::force_single_member(&db, config.node_id, &advertise)
+            .map_err(|e| ServerError::LoadState(Box::new(e)))?
+            .ok_or_else(|| ServerError::NothingToRecover {
+                path: data_dir.display().to_string(),
+            })?;
+        tracing::warn!(
+            node_id = config.node_id,
+            index = forced.index,
+            "--force-new-cluster: this master is now the only member; restart it without the flag, then join new masters"
+        );
+    }
     let peers = Arc::new(Peers::default());
     let writer = Writer::start(db.clone());
     let log_store = LogStore::open(db.clone(), writer.clone()).map_err(|e| ServerError::LoadState(Box::new(e)))?;
@@ -103,11 +124,12 @@ pub async fn run(
         raft.clone(),
         store,
         peers,
-        config.leader_wait(),
+        config.replica_timing(),
     ));
     tracing::info!(node_id = config.node_id, %advertise, data_dir = %data_dir.display(), "master starting");
 
     let token = CancellationToken::new();
+    let mut joining = None;
     let initialized = raft
         .is_initialized()
         .await
@@ -127,12 +149,12 @@ pub async fn run(
                 tracing::info!("initialized a new one-member cluster");
             }
             Some(seed) => {
-                tokio::spawn(join_cluster(
+                joining = Some(tokio::spawn(join_cluster(
                     replica.clone(),
                     seed.clone(),
                     advertise.clone(),
                     token.clone(),
-                ));
+                )));
             }
         }
     }
@@ -148,11 +170,27 @@ pub async fn run(
 
     let serve = serve(replica, liveness, listener, token.clone());
     tokio::pin!(serve);
+    let join_failed = async {
+        match joining {
+            Some(task) => match task.await {
+                Ok(Err(reason)) => reason,
+                _ => std::future::pending().await,
+            },
+            None => std::future::pending().await,
+        }
+    };
     let result = tokio::select! {
         result = &mut serve => result,
         () = shutdown => {
             token.cancel();
             serve.await
+        }
+        reason = join_failed => {
+            token.cancel();
+            serve.await.and(Err(ServerError::Join {
+                seed: config.join.clone().unwrap_or_default(),
+                reason,
+            }))
         }
     };
     token.cancel();
@@ -185,7 +223,7 @@ async fn serve(
         .build_v1alpha()
         .map_err(|e| ServerError::Reflection(e.to_string()))?;
     let objects = ObjectsServer::new(ObjectsService::new(replica.clone(), token.clone()))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let raft = RaftServer::new(RaftService::new(replica.clone(), liveness.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -229,35 +267,57 @@ fn check_node_id(db: &Db, requested: u64, path: &str) -> Result<(), ServerError>
     Ok(())
 }
 
-/// Asks the master at `seed` to add this one, retrying until it succeeds
-/// or the master shuts down.
-async fn join_cluster(replica: Arc<Replica>, seed: String, advertise: String, token: CancellationToken) {
+/// Asks the master at `seed` to add this one, retrying while no master
+/// can answer or a membership change is under way, until it succeeds or
+/// the master shuts down. A refusal (this node id is taken, or this master
+/// did not catch up in time) is final: it is returned, and the master
+/// stops with it.
+async fn join_cluster(
+    replica: Arc<Replica>,
+    seed: String,
+    advertise: String,
+    token: CancellationToken,
+) -> Result<(), String> {
     let mut delay = Duration::from_millis(100);
     loop {
         let attempt = async {
-            let mut client = replica.peers.client(&seed).map_err(|e| e.to_string())?;
+            let mut client = replica
+                .peers
+                .client(&seed)
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
             client
                 .join(JoinRequest {
                     node_id: replica.id,
                     address: advertise.clone(),
                 })
                 .await
-                .map_err(|s| s.message().to_string())
         };
         let outcome = tokio::select! {
             outcome = attempt => outcome,
-            () = token.cancelled() => return,
+            () = token.cancelled() => return Ok(()),
         };
         match outcome {
             Ok(reply) => {
                 tracing::info!(seed = %seed, leader = reply.into_inner().leader_id, "joined the cluster");
-                return;
+                return Ok(());
             }
-            Err(e) => tracing::warn!(seed = %seed, error = %e, "cannot join yet; retrying"),
+            // This node id is taken, this master did not catch up in time,
+            // or the seed's address is not one: asking again cannot help.
+            // (A membership change already under way is worth a retry.)
+            Err(status)
+                if matches!(
+                    status.code(),
+                    Code::AlreadyExists | Code::DeadlineExceeded | Code::InvalidArgument
+                ) =>
+            {
+                tracing::error!(seed = %seed, error = %status.message(), "the cluster refused this master");
+                return Err(status.message().to_string());
+            }
+            Err(status) => tracing::warn!(seed = %seed, error = %status.message(), "cannot join yet; retrying"),
         }
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
-            () = token.cancelled() => return,
+            () = token.cancelled() => return Ok(()),
         }
         delay = (delay * 2).min(Duration::from_secs(5));
     }

@@ -1,6 +1,6 @@
-//! `ctl cluster status` and `ctl version`.
+//! `ctl cluster status`, `ctl cluster remove` and `ctl version`.
 
-use bosun_proto::api::ClusterStatusRequest;
+use bosun_proto::api::{ClusterStatusRequest, RemoveMemberRequest};
 use serde_json::json;
 
 use crate::cli::StatusOutput;
@@ -92,5 +92,21 @@ pub async fn status(client: &mut Client, output: StatusOutput, io: &mut Io<'_>) 
         Some(m) => writeln!(io.stdout, "\nLeader: {} ({})", m.id, m.address)?,
         None => writeln!(io.stdout, "\nLeader: none (an election may be under way)")?,
     }
+    Ok(())
+}
+
+/// `ctl cluster remove ID [--force]`: the leader removes master `id`.
+///
+/// # Errors
+/// When no master answers, or the leader refuses (the last voter, too few
+/// reachable voters left without `--force`, not a member).
+pub async fn remove(client: &mut Client, id: u64, force: bool, io: &mut Io<'_>) -> Result<(), CtlError> {
+    client
+        .call(|channel| async move {
+            let mut cluster = bosun_proto::api::cluster_client::ClusterClient::new(channel);
+            cluster.remove_member(RemoveMemberRequest { id, force }).await
+        })
+        .await?;
+    writeln!(io.stdout, "master {id} removed")?;
     Ok(())
 }

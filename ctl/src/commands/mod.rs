@@ -57,6 +57,9 @@ pub async fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), CtlError> {
         Command::Cluster {
             command: ClusterCommand::Status { output },
         } => cluster::status(&mut client, output, io).await,
+        Command::Cluster {
+            command: ClusterCommand::Remove { id, force },
+        } => cluster::remove(&mut client, id, force, io).await,
         Command::Scale(args) => scale::run(&mut client, &args, namespace.as_deref(), io).await,
         Command::Set {
             command: SetCommand::Image { args },

@@ -2,16 +2,12 @@
 //! own view.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bosun_proto::api::cluster_server::Cluster;
-use bosun_proto::api::{ClusterStatus, ClusterStatusRequest, Member};
-use bosun_proto::internal::MemberStatusRequest;
+use bosun_proto::api::{ClusterStatus, ClusterStatusRequest, RemoveMemberRequest, RemoveMemberResponse};
 use tonic::{Request, Response, Status};
 
 use crate::replica::Replica;
-
-const MEMBER_TIMEOUT: Duration = Duration::from_secs(1);
 
 pub struct ClusterService {
     replica: Arc<Replica>,
@@ -20,36 +16,6 @@ pub struct ClusterService {
 impl ClusterService {
     pub fn new(replica: Arc<Replica>) -> ClusterService {
         ClusterService { replica }
-    }
-
-    async fn ask(&self, id: u64, addr: String, voter: bool) -> Member {
-        if id == self.replica.id {
-            return self.replica.member_status();
-        }
-        let unreachable = |error: String| Member {
-            id,
-            address: addr.clone(),
-            role: "unreachable".to_string(),
-            voter,
-            error,
-            ..Default::default()
-        };
-        let mut client = match self.replica.peers.client(&addr) {
-            Ok(client) => client,
-            Err(e) => return unreachable(e.to_string()),
-        };
-        let mut request = Request::new(MemberStatusRequest {});
-        request.set_timeout(MEMBER_TIMEOUT);
-        match client.member_status(request).await {
-            Ok(reply) => Member {
-                // The member may not know its own address yet (a learner
-                // catching up); the membership does.
-                address: addr.clone(),
-                voter,
-                ..reply.into_inner()
-            },
-            Err(status) => unreachable(status.message().to_string()),
-        }
     }
 }
 
@@ -61,7 +27,7 @@ impl Cluster for ClusterService {
         let voters: Vec<u64> = membership.voter_ids().collect();
         let asks = membership
             .nodes()
-            .map(|(id, node)| self.ask(*id, node.addr.clone(), voters.contains(id)));
+            .map(|(id, node)| self.replica.member(*id, node.addr.clone(), voters.contains(id)));
         let members = futures::future::join_all(asks).await;
         Ok(Response::new(ClusterStatus {
             leader_id: metrics.current_leader.unwrap_or(0),
@@ -69,5 +35,20 @@ impl Cluster for ClusterService {
             answered_by: self.replica.id,
             version: env!("CARGO_PKG_VERSION").to_string(),
         }))
+    }
+
+    async fn remove_member(
+        &self,
+        request: Request<RemoveMemberRequest>,
+    ) -> Result<Response<RemoveMemberResponse>, Status> {
+        let RemoveMemberRequest { id, force } = request.into_inner();
+        // Carried out apart from the request, so a client that goes away
+        // does not cut a membership change short.
+        let replica = self.replica.clone();
+        tokio::spawn(async move { replica.remove(id, force).await })
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(super::replica_status)?;
+        Ok(Response::new(RemoveMemberResponse {}))
     }
 }

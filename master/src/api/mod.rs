@@ -23,7 +23,12 @@ pub(crate) fn replica_status(e: ReplicaError) -> Status {
     match e {
         ReplicaError::NoLeader { .. } | ReplicaError::Stopped { .. } => Status::unavailable(e.to_string()),
         ReplicaError::Leader { code, message, .. } => Status::new(code, message),
-        ReplicaError::Membership { .. } => Status::failed_precondition(e.to_string()),
+        ReplicaError::NotMember { .. } => Status::not_found(e.to_string()),
+        ReplicaError::NodeIdTaken { .. } => Status::already_exists(e.to_string()),
+        ReplicaError::JoinTimedOut { .. } => Status::deadline_exceeded(e.to_string()),
+        ReplicaError::Membership { .. } | ReplicaError::LastVoter { .. } | ReplicaError::BelowQuorum { .. } => {
+            Status::failed_precondition(e.to_string())
+        }
     }
 }
 

@@ -5,17 +5,17 @@
 //! covers them. Reads of recent entries never touch rocksdb; older ones
 //! wait for queued writes, then read rocksdb off the async workers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
-use openraft::{Entry, ErrorSubject, ErrorVerb, OptionalSend, RaftLogReader, StorageIOError, Vote};
+use openraft::{Entry, EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftLogReader, StorageIOError, Vote};
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 
 use super::writer::Writer;
-use super::{decode, encode, LogId, NodeId, StorageError, TypeConfig};
+use super::{decode, encode, LogId, Node, NodeId, StorageError, TypeConfig};
 use crate::db::{log_key, Db, CF_LOGS, CF_RAFT};
 
 const KEY_VOTE: &[u8] = b"vote";
@@ -125,6 +125,41 @@ fn index_bounds(range: &impl RangeBounds<u64>) -> (u64, Option<u64>) {
         Bound::Unbounded => None,
     };
     (start, end)
+}
+
+/// Appends to the log a membership entry that makes master `id`, at
+/// `addr`, the only member, after the last entry and in its leader's name,
+/// so the next start elects this master alone and commits it with every
+/// earlier entry (`--force-new-cluster`). Written before Raft starts, and
+/// synced. `None` when the log holds nothing: no cluster to recover.
+///
+/// # Errors
+/// When rocksdb cannot be read or written.
+pub fn force_single_member(db: &Db, id: NodeId, addr: &str) -> Result<Option<LogId>, StorageError> {
+    let newest = db.inner.iterator_cf(db.cf(CF_LOGS), IteratorMode::End).next();
+    let last = match newest {
+        Some(item) => {
+            let (_, value) = item.map_err(logs_read)?;
+            Some(decode::<Entry<TypeConfig>>(&value).map_err(logs_read)?.log_id)
+        }
+        None => get_meta::<LogId>(db, KEY_LAST_PURGED)?,
+    };
+    let Some(last) = last else { return Ok(None) };
+    let log_id = LogId::new(last.leader_id, last.index + 1);
+    let membership = openraft::Membership::new(
+        vec![BTreeSet::from([id])],
+        BTreeMap::from([(id, Node { addr: addr.to_string() })]),
+    );
+    let entry = Entry::<TypeConfig> {
+        log_id,
+        payload: EntryPayload::Membership(membership),
+    };
+    let mut options = rocksdb::WriteOptions::default();
+    options.set_sync(true);
+    db.inner
+        .put_cf_opt(db.cf(CF_LOGS), log_key(log_id.index), encode(&entry), &options)
+        .map_err(logs_write)?;
+    Ok(Some(log_id))
 }
 
 impl LogStore {

@@ -13,8 +13,9 @@ use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use tonic::{Request, Response, Status};
 
 use super::{decode, encode, NodeId, TypeConfig};
+use crate::api::replica_status;
 use crate::nodes::Liveness;
-use crate::replica::{Replica, ReplicaError};
+use crate::replica::Replica;
 
 pub struct RaftService {
     replica: Arc<Replica>,
@@ -29,15 +30,6 @@ impl RaftService {
 
 fn bad_message(e: bincode::Error) -> Status {
     Status::invalid_argument(format!("undecodable raft message: {e}"))
-}
-
-fn replica_status(e: ReplicaError) -> Status {
-    match e {
-        ReplicaError::NoLeader { .. } => Status::unavailable(e.to_string()),
-        ReplicaError::Leader { code, message, .. } => Status::new(code, message),
-        ReplicaError::Stopped { .. } => Status::unavailable(e.to_string()),
-        ReplicaError::Membership { .. } => Status::failed_precondition(e.to_string()),
-    }
 }
 
 #[tonic::async_trait]
@@ -78,7 +70,13 @@ impl RaftRpc for RaftService {
         if node_id == 0 || address.is_empty() {
             return Err(Status::invalid_argument("join needs a node id above 0 and an address"));
         }
-        let leader_id = self.replica.join(node_id, address).await.map_err(replica_status)?;
+        // Carried out apart from the request: a joiner that goes away while
+        // it catches up must not leave its learner behind.
+        let replica = self.replica.clone();
+        let leader_id = tokio::spawn(async move { replica.join(node_id, address).await })
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(replica_status)?;
         Ok(Response::new(JoinResponse { leader_id }))
     }
 
