@@ -148,7 +148,7 @@ Bosun is running: $masters master(s) and a node agent ($node) on the local
 Docker engine; logs in $data/*.log. The engine has the image $BUSYBOX_IMAGE.
 In another shell:
     export BOSUN_SERVER=$BOSUN_SERVER
-    alias ctl=$bin/ctl
+    export PATH="$bin:\$PATH"     # ctl, also in scripts
     ctl get nodes
 Press Ctrl-C to stop (pods keep running; \`ctl delete\` them first).
 MSG

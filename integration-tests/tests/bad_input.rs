@@ -90,7 +90,10 @@ async fn api_errors_carry_the_right_code_and_a_clear_message() -> Result<()> {
     let leader = cluster.leader().await?;
     let follower = cluster.others(leader)[0];
     let mut api = cluster.objects(follower).await?;
-    let create = |object: Object| CreateRequest { object: Some(object) };
+    let create = |object: Object| CreateRequest {
+        object: Some(object),
+        ..Default::default()
+    };
 
     let err = api.create(create(config_map("default", "", ""))).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
@@ -153,7 +156,13 @@ async fn api_errors_carry_the_right_code_and_a_clear_message() -> Result<()> {
 
     let mut stale = config_map("default", "once", "");
     stale.metadata_mut().unwrap().resource_version = created.resource_version() + 1000;
-    let err = api.update(UpdateRequest { object: Some(stale) }).await.unwrap_err();
+    let err = api
+        .update(UpdateRequest {
+            object: Some(stale),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::Aborted);
     let expected = format!(
         "you sent resourceVersion {} but it is now {}",
@@ -189,6 +198,7 @@ async fn api_errors_carry_the_right_code_and_a_clear_message() -> Result<()> {
     let err = api
         .create(CreateRequest {
             object: Some(Object::default()),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -236,6 +246,7 @@ async fn update_statuses_answers_each_object_on_its_own() -> Result<()> {
     let created = api
         .create(CreateRequest {
             object: Some(config_map("default", "here", "v")),
+            ..Default::default()
         })
         .await?
         .into_inner();
@@ -269,7 +280,11 @@ async fn update_statuses_answers_each_object_on_its_own() -> Result<()> {
         ..Default::default()
     }
     .into();
-    api.create(CreateRequest { object: Some(pod) }).await?;
+    api.create(CreateRequest {
+        object: Some(pod),
+        ..Default::default()
+    })
+    .await?;
     let mut stale = created.clone();
     stale.metadata_mut().unwrap().resource_version = 1;
 
@@ -300,5 +315,141 @@ async fn update_statuses_answers_each_object_on_its_own() -> Result<()> {
     let err = api.update_statuses(too_many).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("at most 1000"), "{}", err.message());
+    Ok(())
+}
+
+/// No object is too big: ConfigMap data over 1 MiB and requests over the
+/// API's limit are refused, naming the limit, and nothing is stored.
+#[tokio::test]
+async fn objects_over_the_size_limits_are_refused_and_nothing_is_stored() -> Result<()> {
+    let cluster = MasterCluster::start(1, &[]).await?;
+    let mut api = cluster.objects(0).await?;
+    let sized = |name: &str, bytes: usize| CreateRequest {
+        object: Some(config_map("default", name, &"x".repeat(bytes))),
+        ..Default::default()
+    };
+
+    let err = api.create(sized("big", 2 << 20)).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message()
+            .starts_with("ConfigMap \"big\" is invalid: data: is 2097157 bytes, over the 1048576-byte (1 MiB) limit"),
+        "{}",
+        err.message()
+    );
+    let err = api.create(sized("huge", 40 << 20)).await.unwrap_err();
+    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+    assert!(err.message().contains("16777216"), "{}", err.message());
+
+    for name in ["big", "huge"] {
+        let get = api
+            .get(GetRequest {
+                kind: "ConfigMap".into(),
+                namespace: "default".into(),
+                name: name.into(),
+                allow_stale: false,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(get.code(), Code::NotFound, "{name}: {get:?}");
+    }
+    // Just under the limit is fine, and the master still serves.
+    api.create(sized("fits", (1 << 20) - 100)).await?;
+
+    // ctl says the same for a file.
+    let dir = tempfile::tempdir()?;
+    let text = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: file}}\ndata: {{a: {}}}\n",
+        "y".repeat(3 << 20)
+    );
+    let path = manifest_file(&dir, "big.yaml", &text);
+    let out = ctl(&cluster.addrs(), &["create", "-f", &path], "").await;
+    assert!(!out.ok(), "{out:?}");
+    assert!(out.stderr.contains("1048576-byte (1 MiB) limit"), "{out:?}");
+    Ok(())
+}
+
+/// A dry run defaults, validates and checks against the stored objects as
+/// the write would, returns what would be stored, and stores nothing.
+#[tokio::test]
+async fn dry_runs_check_everything_and_store_nothing() -> Result<()> {
+    let cluster = MasterCluster::start(1, &[]).await?;
+    let mut api = cluster.objects(0).await?;
+    let get = GetRequest {
+        kind: "ConfigMap".into(),
+        namespace: "default".into(),
+        name: "dry".into(),
+        allow_stale: false,
+    };
+    let would = api
+        .create(CreateRequest {
+            object: Some(config_map("default", "dry", "one")),
+            dry_run: true,
+        })
+        .await?
+        .into_inner();
+    assert_eq!(would.name(), "dry");
+    assert!(
+        !would.metadata().unwrap().uid.is_empty(),
+        "stamped as a create would be"
+    );
+    assert_eq!(api.get(get.clone()).await.unwrap_err().code(), Code::NotFound);
+
+    let err = api
+        .create(CreateRequest {
+            object: Some(config_map("nowhere", "dry", "one")),
+            dry_run: true,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    assert!(
+        err.message().contains("namespace \"nowhere\" not found"),
+        "{}",
+        err.message()
+    );
+
+    let stored = api
+        .create(CreateRequest {
+            object: Some(config_map("default", "dry", "one")),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let err = api
+        .create(CreateRequest {
+            object: Some(config_map("default", "dry", "one")),
+            dry_run: true,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists);
+
+    let mut changed = stored.clone();
+    if let Some(api::object::Resource::ConfigMap(cm)) = changed.resource.as_mut() {
+        cm.data.insert("value".into(), "two".into());
+    }
+    let would = api
+        .update(UpdateRequest {
+            object: Some(changed.clone()),
+            dry_run: true,
+        })
+        .await?
+        .into_inner();
+    let data = |o: &Object| api::ConfigMap::try_from(o.clone()).unwrap().data["value"].clone();
+    assert_eq!(data(&would), "two");
+    let now = api.get(get.clone()).await?.into_inner();
+    assert_eq!(data(&now), "one");
+    assert_eq!(now.resource_version(), stored.resource_version(), "nothing written");
+
+    changed.metadata_mut().unwrap().resource_version = stored.resource_version() - 1;
+    let err = api
+        .update(UpdateRequest {
+            object: Some(changed),
+            dry_run: true,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Aborted, "a stale resourceVersion: {err:?}");
     Ok(())
 }

@@ -106,7 +106,11 @@ async fn create_get_apply_describe_and_delete_work_like_kubectl() -> Result<()> 
         .unwrap()
         .labels
         .insert("owner".into(), "ops".into());
-    api.update(UpdateRequest { object: Some(labelled) }).await?;
+    api.update(UpdateRequest {
+        object: Some(labelled),
+        ..Default::default()
+    })
+    .await?;
     let out = ctl(
         &servers,
         &["apply", "-f", "-"],

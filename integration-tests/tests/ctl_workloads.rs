@@ -261,6 +261,7 @@ async fn history_and_undo_work_from_the_deployments_replica_sets() -> Result<()>
     for rs in &sets {
         api.create(CreateRequest {
             object: Some(rs.clone().into()),
+            ..Default::default()
         })
         .await?;
     }
@@ -397,6 +398,7 @@ async fn write_status(api: &mut ObjectsClient<Channel>, name: &str, status: &Dep
         .resource_version = 0;
     api.update_status(UpdateRequest {
         object: Some(deployment.into()),
+        ..Default::default()
     })
     .await?;
     Ok(())

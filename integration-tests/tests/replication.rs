@@ -25,6 +25,7 @@ async fn create_via(client: &mut Client, object: Object) -> Result<Object> {
             let mut objects = bosun_proto::client::objects(channel);
             let request = CreateRequest {
                 object: Some(object.clone()),
+                ..Default::default()
             };
             async move { objects.create(request).await.map(|r| r.into_inner()) }
         })
@@ -60,6 +61,7 @@ async fn an_object_written_through_a_follower_is_read_through_another_master() -
         .await?
         .create(CreateRequest {
             object: Some(config_map("default", "shared", "hello")),
+            ..Default::default()
         })
         .await?
         .into_inner();
@@ -157,7 +159,12 @@ async fn stopping_and_restarting_every_master_keeps_objects_and_revisions() -> R
     let current = first.get(get_request("keep-3", false)).await?.into_inner();
     let mut changed = config_map("default", "keep-3", "v2");
     changed.metadata_mut().unwrap().resource_version = current.resource_version();
-    first.update(UpdateRequest { object: Some(changed) }).await?;
+    first
+        .update(UpdateRequest {
+            object: Some(changed),
+            ..Default::default()
+        })
+        .await?;
     let before = first.list(list_request(false)).await?.into_inner();
 
     for index in 0..3 {

@@ -320,9 +320,19 @@ async fn write(client: &Client, mut event: Event, exists: bool) -> Result<Event,
             async move {
                 let mut objects = client::objects(channel);
                 let stored = if exists {
-                    objects.update(UpdateRequest { object }).await
+                    objects
+                        .update(UpdateRequest {
+                            object,
+                            ..Default::default()
+                        })
+                        .await
                 } else {
-                    objects.create(CreateRequest { object }).await
+                    objects
+                        .create(CreateRequest {
+                            object,
+                            ..Default::default()
+                        })
+                        .await
                 };
                 stored.map(tonic::Response::into_inner)
             }

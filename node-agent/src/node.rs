@@ -245,6 +245,7 @@ async fn try_register(client: Client, facts: &NodeFacts, runtime_version: &str) 
             };
             let request = CreateRequest {
                 object: Some(node.into()),
+                ..Default::default()
             };
             client
                 .call(|channel| {
@@ -266,6 +267,7 @@ async fn try_register(client: Client, facts: &NodeFacts, runtime_version: &str) 
             if meta.labels != before {
                 let request = UpdateRequest {
                     object: Some(node.clone().into()),
+                    ..Default::default()
                 };
                 let updated = client
                     .call(|channel| {
@@ -280,6 +282,7 @@ async fn try_register(client: Client, facts: &NodeFacts, runtime_version: &str) 
             node.status = Some(status);
             let request = UpdateRequest {
                 object: Some(node.into()),
+                ..Default::default()
             };
             client
                 .call(|channel| {

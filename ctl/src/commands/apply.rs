@@ -36,6 +36,7 @@ pub(super) async fn create_one(client: &mut Client, object: Object) -> Result<Ob
             let mut objects = bosun_proto::client::objects(channel);
             let request = CreateRequest {
                 object: Some(object.clone()),
+                ..Default::default()
             };
             async move { objects.create(request).await.map(|r| r.into_inner()) }
         })
@@ -49,6 +50,7 @@ pub(super) async fn update_one(client: &mut Client, object: Object) -> Result<Ob
             let mut objects = bosun_proto::client::objects(channel);
             let request = UpdateRequest {
                 object: Some(object.clone()),
+                ..Default::default()
             };
             async move { objects.update(request).await.map(|r| r.into_inner()) }
         })

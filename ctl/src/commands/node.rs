@@ -33,6 +33,7 @@ pub async fn set_cordon(client: &Client, name: &str, cordon: bool, io: &mut Io<'
         spec.unschedulable = cordon;
         let request = UpdateRequest {
             object: Some(node.into()),
+            ..Default::default()
         };
         let result = client
             .call(|channel| {

@@ -64,6 +64,21 @@ impl ObjectsService {
         let result = self.replica.propose(command).await.map_err(replica_status)?;
         command_outcome(result)
     }
+
+    /// A write carried out with `dry_run`: after a linearizable read
+    /// barrier, checked against the current objects, never proposed.
+    async fn propose_or_dry_run(&self, op: command::Op, dry_run: bool) -> Result<Object, Status> {
+        if !dry_run {
+            return self.propose(op).await.map(|(object, _)| object);
+        }
+        self.barrier(false).await?;
+        let command = Command {
+            time: Some(now_seconds()),
+            op: Some(op),
+        };
+        let state = self.replica.store.read();
+        command_outcome(state.objects.dry_run(state.revision(), &command)).map(|(object, _)| object)
+    }
 }
 
 fn parse_kind(kind: &str) -> Result<Kind, Status> {
@@ -102,12 +117,11 @@ fn expired_status(requested: u64, oldest: u64) -> Status {
 #[tonic::async_trait]
 impl Objects for ObjectsService {
     async fn create(&self, request: Request<CreateRequest>) -> Result<Response<Object>, Status> {
-        let mut object = prepare(request.into_inner().object)?;
+        let CreateRequest { object, dry_run } = request.into_inner();
+        let mut object = prepare(object)?;
         stamp_new(&mut object);
-        let (object, _) = self
-            .propose(command::Op::Create(CreateOp { object: Some(object) }))
-            .await?;
-        Ok(Response::new(object))
+        let op = command::Op::Create(CreateOp { object: Some(object) });
+        self.propose_or_dry_run(op, dry_run).await.map(Response::new)
     }
 
     async fn get(&self, request: Request<GetRequest>) -> Result<Response<Object>, Status> {
@@ -150,11 +164,10 @@ impl Objects for ObjectsService {
     }
 
     async fn update(&self, request: Request<UpdateRequest>) -> Result<Response<Object>, Status> {
-        let object = prepare(request.into_inner().object)?;
-        let (object, _) = self
-            .propose(command::Op::Update(UpdateOp { object: Some(object) }))
-            .await?;
-        Ok(Response::new(object))
+        let UpdateRequest { object, dry_run } = request.into_inner();
+        let object = prepare(object)?;
+        let op = command::Op::Update(UpdateOp { object: Some(object) });
+        self.propose_or_dry_run(op, dry_run).await.map(Response::new)
     }
 
     async fn update_status(&self, request: Request<UpdateRequest>) -> Result<Response<Object>, Status> {

@@ -35,6 +35,15 @@ pub struct Applied {
     pub changes: Vec<Change>,
 }
 
+/// What an update makes of a stored object.
+enum Next {
+    /// Nothing would change: the stored object.
+    Unchanged(Arc<Object>),
+    /// Its last finalizer went while it was being deleted: it goes.
+    Finalized(Arc<Object>),
+    Changed(Arc<Object>),
+}
+
 /// `(namespace, name)`; the namespace is empty for cluster-scoped kinds.
 type Key = (String, String);
 
@@ -249,48 +258,111 @@ impl Objects {
     }
 
     fn create(&mut self, revision: u64, object: Option<&Object>) -> Applied {
+        match self.to_create(revision, object) {
+            Ok(object) => {
+                self.insert(object.clone());
+                changed(object, EventType::Added)
+            }
+            Err(refused) => refused,
+        }
+    }
+
+    /// The object a create would store, or its refusal.
+    fn to_create(&self, revision: u64, object: Option<&Object>) -> Result<Arc<Object>, Applied> {
         let Some((kind, mut object)) = object.and_then(|o| Some((o.kind()?, o.clone()))) else {
-            return rejected(rejection::Code::Invalid, "create of an empty object".to_string());
+            return Err(rejected(
+                rejection::Code::Invalid,
+                "create of an empty object".to_string(),
+            ));
         };
         let (namespace, name) = (object.namespace().to_string(), object.name().to_string());
         if kind.namespaced() && !self.namespace_exists(&namespace) {
-            return rejected(
+            return Err(rejected(
                 rejection::Code::NotFound,
                 format!("namespace {namespace:?} not found: create the Namespace first"),
-            );
+            ));
         }
         if self.get(kind, &namespace, &name).is_some() {
-            return rejected(
+            return Err(rejected(
                 rejection::Code::AlreadyExists,
                 format!("{} already exists", describe(kind, &namespace, &name)),
-            );
+            ));
         }
         if let Some(meta) = object.metadata_mut() {
             meta.resource_version = revision;
         }
-        let object = Arc::new(object);
-        self.insert(object.clone());
-        changed(object, EventType::Added)
+        Ok(Arc::new(object))
+    }
+
+    /// What a create or an update would result in, without changing
+    /// anything: a server-side dry run, checked against the current
+    /// objects exactly as the write would be. Other commands are refused.
+    pub fn dry_run(&self, revision: u64, command: &Command) -> CommandResult {
+        let outcome = match &command.op {
+            Some(Op::Create(op)) => self.to_create(revision, op.object.as_ref()),
+            Some(Op::Update(op)) => self
+                .to_update(revision, op.object.as_ref(), false)
+                .map(|next| match next {
+                    Next::Unchanged(object) | Next::Finalized(object) | Next::Changed(object) => object,
+                }),
+            _ => Err(rejected(
+                rejection::Code::Invalid,
+                "only creates and updates can be dry runs".to_string(),
+            )),
+        };
+        match outcome {
+            Ok(object) => object_result(object, false),
+            Err(refused) => refused.result,
+        }
     }
 
     fn update(&mut self, revision: u64, object: Option<&Object>, status_only: bool) -> Applied {
+        match self.to_update(revision, object, status_only) {
+            // A no-op update changes nothing and wakes no watcher.
+            Ok(Next::Unchanged(current)) => Applied {
+                result: object_result(current, false),
+                changes: vec![],
+            },
+            Ok(Next::Finalized(next)) => {
+                self.remove(
+                    next.kind().expect("stored objects have a kind"),
+                    next.namespace(),
+                    next.name(),
+                );
+                let mut applied = changed(next, EventType::Deleted);
+                applied.result.deleted = true;
+                applied
+            }
+            Ok(Next::Changed(next)) => {
+                self.insert(next.clone());
+                changed(next, EventType::Modified)
+            }
+            Err(refused) => refused,
+        }
+    }
+
+    /// What an update would make of the stored object, or its refusal.
+    fn to_update(&self, revision: u64, object: Option<&Object>, status_only: bool) -> Result<Next, Applied> {
         let Some((kind, incoming)) = object.and_then(|o| Some((o.kind()?, o))) else {
-            return rejected(rejection::Code::Invalid, "update of an empty object".to_string());
+            return Err(rejected(
+                rejection::Code::Invalid,
+                "update of an empty object".to_string(),
+            ));
         };
         let (namespace, name) = (incoming.namespace(), incoming.name());
         let Some(current) = self.get(kind, namespace, name).cloned() else {
-            return rejected(
+            return Err(rejected(
                 rejection::Code::NotFound,
                 format!("{} not found", describe(kind, namespace, name)),
-            );
+            ));
         };
         if let Some(rejection) = precondition(kind, &current, incoming.resource_version()) {
-            return rejection;
+            return Err(rejection);
         }
         let current_meta = current.metadata().cloned().unwrap_or_default();
         let incoming_uid = incoming.metadata().map_or("", |m| m.uid.as_str());
         if !incoming_uid.is_empty() && incoming_uid != current_meta.uid {
-            return rejected(
+            return Err(rejected(
                 rejection::Code::Conflict,
                 format!(
                     "{} was deleted and created again (uid {} is now {}); get it again and retry",
@@ -298,7 +370,7 @@ impl Objects {
                     incoming_uid,
                     current_meta.uid
                 ),
-            );
+            ));
         }
         let next = if status_only {
             let mut next = (*current).clone();
@@ -318,10 +390,10 @@ impl Objects {
                 (next.resource.as_mut(), current.resource.as_ref())
             {
                 if let Err(reason) = pod_spec_update(current, next) {
-                    return rejected(
+                    return Err(rejected(
                         rejection::Code::Invalid,
                         format!("{} cannot be updated: {reason}", describe(kind, namespace, name)),
-                    );
+                    ));
                 }
             }
             if !next.same_spec(&current) {
@@ -333,24 +405,17 @@ impl Objects {
         let meta = next.metadata_mut().expect("object has a resource");
         meta.resource_version = current_meta.resource_version;
         if next == *current {
-            // A no-op update changes nothing and wakes no watcher.
-            return Applied {
-                result: object_result(current, false),
-                changes: vec![],
-            };
+            return Ok(Next::Unchanged(current));
         }
         let meta = next.metadata_mut().expect("object has a resource");
         meta.resource_version = revision;
         let finalized = meta.deletion_timestamp.is_some() && meta.finalizers.is_empty();
         let next = Arc::new(next);
-        if finalized {
-            self.remove(kind, namespace, name);
-            let mut applied = changed(next, EventType::Deleted);
-            applied.result.deleted = true;
-            return applied;
-        }
-        self.insert(next.clone());
-        changed(next, EventType::Modified)
+        Ok(if finalized {
+            Next::Finalized(next)
+        } else {
+            Next::Changed(next)
+        })
     }
 
     fn delete(&mut self, revision: u64, kind: Kind, op: &DeleteOp, time: Option<prost_types::Timestamp>) -> Applied {

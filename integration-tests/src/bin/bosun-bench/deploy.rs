@@ -438,7 +438,10 @@ async fn set_version(client: &Client, name: &str, version: &str) -> Result<Insta
 }
 
 async fn create(client: &Client, object: Object) -> Result<()> {
-    let request = CreateRequest { object: Some(object) };
+    let request = CreateRequest {
+        object: Some(object),
+        ..Default::default()
+    };
     client
         .call(|channel| {
             let request = request.clone();
@@ -449,7 +452,10 @@ async fn create(client: &Client, object: Object) -> Result<()> {
 }
 
 async fn update(client: &Client, object: Object) -> Result<(), ClientError> {
-    let request = UpdateRequest { object: Some(object) };
+    let request = UpdateRequest {
+        object: Some(object),
+        ..Default::default()
+    };
     client
         .call(|channel| {
             let request = request.clone();

@@ -149,6 +149,7 @@ pub async fn run(args: PodsArgs) -> Result<()> {
             let name = format!("bench-{i}");
             let request = CreateRequest {
                 object: Some(pod(&name, "bench-node")?.into()),
+                ..Default::default()
             };
             let at = Instant::now();
             client

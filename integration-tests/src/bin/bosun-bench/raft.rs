@@ -110,13 +110,17 @@ impl Writer {
                             .labels
                             .insert("touched".into(), "yes".into());
                         client
-                            .update(UpdateRequest { object: Some(object) })
+                            .update(UpdateRequest {
+                                object: Some(object),
+                                ..Default::default()
+                            })
                             .await
                             .map(|_| None)
                     }
                     None => client
                         .create(CreateRequest {
                             object: Some(config_map("default", name, value)),
+                            ..Default::default()
                         })
                         .await
                         .map(|r| Some(Box::new(r.into_inner()))),

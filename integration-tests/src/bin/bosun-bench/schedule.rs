@@ -82,6 +82,7 @@ async fn create_owners(addr: &str, count: usize) -> Result<Vec<(String, String)>
         let name = format!("bench-{i}");
         let request = CreateRequest {
             object: Some(bosun_integration_tests::config_map("default", &name, "owner")),
+            ..Default::default()
         };
         let created = objects
             .create(request)
@@ -288,6 +289,7 @@ async fn create_pods(
     for index in (first..args.pods).step_by(step) {
         let request = CreateRequest {
             object: Some(pod(index, &owners)),
+            ..Default::default()
         };
         objects
             .create(request)
@@ -333,6 +335,7 @@ async fn create_replicasets(addr: &str, args: &ScheduleArgs) -> Result<()> {
         objects
             .create(CreateRequest {
                 object: Some(set.into()),
+                ..Default::default()
             })
             .await
             .with_context(|| format!("creating ReplicaSet {name}"))?;
