@@ -25,6 +25,9 @@ use crate::runtime::ContainerRuntime;
 use crate::server::AgentService;
 use crate::status::Reporter;
 
+/// Pause before asking an unanswering runtime again.
+const RUNTIME_RETRY: Duration = Duration::from_secs(1);
+
 /// Pods bound to this node by namespace and name, for the logs/exec
 /// server.
 pub type PodIndex = Arc<RwLock<HashMap<(String, String), Arc<Pod>>>>;
@@ -180,17 +183,17 @@ pub fn start<R: ContainerRuntime>(
 }
 
 /// Before the pods: learns the agent's identity (waiting for the runtime),
-/// removes its containers of clusters it no longer belongs to, and, in a
-/// container, joins the pod network at once (adopted pods are probed
-/// before any new sandbox would prepare it). False when cancelled.
-async fn settle_in<R: ContainerRuntime>(shared: &Shared<R>, token: &CancellationToken) -> bool {
+/// starts removing its containers of clusters it no longer belongs to,
+/// and, in a container, joins the pod network at once (adopted pods are
+/// probed before any new sandbox would prepare it). False when cancelled.
+async fn settle_in<R: ContainerRuntime>(shared: &Arc<Shared<R>>, token: &CancellationToken) -> bool {
     let own = loop {
         match shared.runtime.own_container().await {
             Ok(own) => break own,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot ask the runtime about the agent's own container; retrying");
                 tokio::select! {
-                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    () = tokio::time::sleep(RUNTIME_RETRY) => {}
                     () = token.cancelled() => return false,
                 }
             }
@@ -199,20 +202,35 @@ async fn settle_in<R: ContainerRuntime>(shared: &Shared<R>, token: &Cancellation
     let identity = cleanup::identity(&shared.node, &shared.data_dir, own.as_ref());
     tracing::info!(identity = %identity, "agent identity (labels its containers)");
     let _ = shared.identity.set(identity);
-    match cleanup::remove_stale(shared.runtime.as_ref(), shared.identity(), shared.cluster()).await {
-        Ok(0) => {}
-        Ok(removed) => tracing::info!(
-            removed,
-            "removed this agent's containers of clusters it no longer belongs to"
-        ),
-        Err(e) => tracing::warn!(error = %e, "cannot remove containers of earlier clusters"),
-    }
+    tokio::spawn(remove_stale(shared.clone(), token.clone()));
     if own.is_some() {
         if let Err(e) = shared.runtime.prepare().await {
             tracing::warn!(error = %e, "cannot prepare the pod network yet; will retry with the first pod");
         }
     }
     true
+}
+
+/// Removes this agent's containers of other clusters, retrying until the
+/// runtime answers once (the pods of this cluster do not wait for it).
+async fn remove_stale<R: ContainerRuntime>(shared: Arc<Shared<R>>, token: CancellationToken) {
+    loop {
+        match cleanup::remove_stale(shared.runtime.as_ref(), shared.identity(), shared.cluster()).await {
+            Ok(0) => return,
+            Ok(removed) => {
+                tracing::info!(
+                    removed,
+                    "removed this agent's containers of clusters it no longer belongs to"
+                );
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot remove containers of earlier clusters yet; retrying"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(RUNTIME_RETRY) => {}
+            () = token.cancelled() => return,
+        }
+    }
 }
 
 /// `node-agent --cleanup`: removes every container this agent made (found
