@@ -6,7 +6,13 @@
 #                                               the local Docker engine)
 #   integration-tests/dev.sh test               the whole test suite (CI runs this)
 #   integration-tests/dev.sh bench ARGS...      the benchmark tool (release build)
-#   integration-tests/dev.sh images             images for docker-compose.yml
+#   integration-tests/dev.sh images [--release] images for docker-compose.yml,
+#                                               from the build `up` makes
+#                                               (or a release build), and
+#                                               the BusyBox image
+#   integration-tests/dev.sh images --bin-dir DIR [--tag TAG]
+#                                               only the images, of binaries
+#                                               already built (the tests')
 #
 # Installs what a fresh Debian machine lacks, and keeps the cargo build cache
 # outside the clone ($CARGO_TARGET_DIR, default ~/.cache/bosun/target) so
@@ -161,24 +167,54 @@ cmd_bench() {
     "$CARGO_TARGET_DIR/release/bosun-bench" --bin-dir "$CARGO_TARGET_DIR/release" "$@"
 }
 
-# Images FROM scratch holding each binary and the libraries it links.
+# Images FROM scratch holding each binary and the libraries it links,
+# tagged bosun/NAME:TAG. By default of the debug build `up` makes (seconds
+# when `up` ran before: no second build from scratch), --release for a
+# release build (slower to make, faster to run). --bin-dir takes binaries
+# already built and does nothing else (the compose test builds its images
+# from the suite's binaries this way, with a tag of its own).
 cmd_images() {
-    ensure_deps
-    cargo build --release --locked -p bosun-master -p bosun-node-agent -p bosun-ctl
+    local profile=debug bin_dir="" tag=dev
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --release) profile=release; shift ;;
+            --bin-dir) bin_dir="$2"; shift 2 ;;
+            --tag) tag="$2"; shift 2 ;;
+            *) echo "unknown option $1" >&2; exit 2 ;;
+        esac
+    done
+    if [ -z "$bin_dir" ]; then
+        ensure_deps
+        local cargo_profile=()
+        [ "$profile" = release ] && cargo_profile=(--release)
+        log "building master, node-agent and ctl ($profile)"
+        cargo build --locked "${cargo_profile[@]}" -p bosun-master -p bosun-node-agent -p bosun-ctl
+        bin_dir="$CARGO_TARGET_DIR/$profile"
+        import_busybox
+    fi
     local name
     for name in master node-agent ctl; do
         local root binary
         root="$(mktemp -d)"
-        binary="$CARGO_TARGET_DIR/release/$name"
+        binary="$bin_dir/$name"
+        [ -x "$binary" ] || { echo "error: no $binary" >&2; rm -rf "$root"; exit 1; }
         mkdir -p "$root/usr/local/bin" "$root/tmp" "$root/data"
+        chmod 1777 "$root/tmp"
         strip -o "$root/usr/local/bin/$name" "$binary"
         for lib in $(ldd "$binary" | grep -o '/[^ ]*'); do
             mkdir -p "$root$(dirname "$lib")"
             cp -L "$lib" "$root$lib"
         done
-        docker build -q -t "bosun/$name:dev" -f "$ROOT/$name/Dockerfile" "$root" >/dev/null
+        # The engine's chatter (a deprecation notice of its legacy builder)
+        # only when the build fails.
+        local out
+        if ! out="$(docker build -q -t "bosun/$name:$tag" -f "$ROOT/$name/Dockerfile" "$root" 2>&1)"; then
+            echo "$out" >&2
+            rm -rf "$root"
+            exit 1
+        fi
         rm -rf "$root"
-        log "built bosun/$name:dev"
+        log "built bosun/$name:$tag"
     done
 }
 
@@ -187,5 +223,5 @@ case "${1:-}" in
     test) shift; cmd_test "$@" ;;
     bench) shift; cmd_bench "$@" ;;
     images) shift; cmd_images "$@" ;;
-    *) sed -n '2,13p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,19p' "$0" >&2; exit 2 ;;
 esac

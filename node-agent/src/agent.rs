@@ -1,9 +1,11 @@
 //! Wires one agent together: the runtime, registration and heartbeats, the
-//! pod manager and the logs/exec server.
+//! removal of containers of clusters it no longer belongs to, the pod
+//! manager and the logs/exec server. Also `--cleanup` ([`cleanup`]).
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, RwLock};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use bosun_proto::api::Pod;
@@ -13,14 +15,18 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
 
+use crate::cleanup;
 use crate::config::{parse_pairs, AgentConfig};
 use crate::events::Recorder;
 use crate::node::{self, NodeFacts};
 use crate::plan;
-use crate::runtime::docker::Docker;
+use crate::runtime::docker::{Docker, NetworkRemoval};
 use crate::runtime::ContainerRuntime;
 use crate::server::AgentService;
 use crate::status::Reporter;
+
+/// Pause before asking an unanswering runtime again.
+const RUNTIME_RETRY: Duration = Duration::from_secs(1);
 
 /// Pods bound to this node by namespace and name, for the logs/exec
 /// server.
@@ -30,7 +36,13 @@ pub type PodIndex = Arc<RwLock<HashMap<(String, String), Arc<Pod>>>>;
 pub struct Shared<R> {
     pub node: String,
     /// The cluster's id, learnt at registration; labels every container.
-    pub cluster_id: std::sync::OnceLock<String>,
+    pub cluster_id: OnceLock<String>,
+    /// The agent's data directory (absolute).
+    pub data_dir: PathBuf,
+    /// The agent's identity on its engine ([`cleanup::identity`]), known
+    /// once the runtime answered; labels every container. Set before the
+    /// pod manager starts.
+    pub identity: OnceLock<String>,
     pub runtime: Arc<R>,
     pub client: Client,
     pub plan: plan::Context,
@@ -56,6 +68,22 @@ pub enum AgentError {
     },
     #[error("gRPC server failed: {0}")]
     Serve(String),
+    #[error("cleanup failed: {0}")]
+    Cleanup(String),
+}
+
+/// The data directory: `--data-dir`, or `~/.local/share/bosun/agent-NAME`;
+/// created, and made absolute (it is part of the agent's identity).
+fn data_dir(config: &AgentConfig, name: &str) -> Result<PathBuf, AgentError> {
+    let data_dir = config.data_dir.clone().unwrap_or_else(|| {
+        let base = std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(".local/share/bosun"))
+            .unwrap_or_else(|| "bosun-data".into());
+        base.join(format!("agent-{name}"))
+    });
+    std::fs::create_dir_all(&data_dir)
+        .map_err(|e| AgentError::Config(format!("data dir {}: {e}", data_dir.display())))?;
+    Ok(std::fs::canonicalize(&data_dir).unwrap_or(data_dir))
 }
 
 /// Runs an agent on Docker until `shutdown` completes. Pods keep running
@@ -77,14 +105,7 @@ pub async fn run(
         .map_err(AgentError::Config)?
         .into_iter()
         .collect();
-    let data_dir = config.data_dir.clone().unwrap_or_else(|| {
-        let base = std::env::var_os("HOME")
-            .map(|h| std::path::PathBuf::from(h).join(".local/share/bosun"))
-            .unwrap_or_else(|| "bosun-data".into());
-        base.join(format!("agent-{}", facts.name))
-    });
-    std::fs::create_dir_all(&data_dir)
-        .map_err(|e| AgentError::Config(format!("data dir {}: {e}", data_dir.display())))?;
+    let data_dir = data_dir(&config, &facts.name)?;
     let token = CancellationToken::new();
     let runtime = Arc::new(
         Docker::connect(&config.docker_host, &config.network)
@@ -94,7 +115,9 @@ pub async fn run(
     let client = Client::new(config.master.clone());
     let shared = Arc::new(Shared {
         node: facts.name.clone(),
-        cluster_id: std::sync::OnceLock::new(),
+        cluster_id: OnceLock::new(),
+        data_dir,
+        identity: OnceLock::new(),
         runtime,
         client: client.clone(),
         plan: plan::Context {
@@ -152,13 +175,110 @@ pub fn start<R: ContainerRuntime>(
             heartbeat,
             token.clone(),
         ));
+        if !settle_in(&shared, &token).await {
+            return;
+        }
         crate::pods::run(shared, token).await;
     });
+}
+
+/// Before the pods: learns the agent's identity (waiting for the runtime),
+/// starts removing its containers of clusters it no longer belongs to,
+/// and, in a container, joins the pod network at once (adopted pods are
+/// probed before any new sandbox would prepare it). False when cancelled.
+async fn settle_in<R: ContainerRuntime>(shared: &Arc<Shared<R>>, token: &CancellationToken) -> bool {
+    let own = loop {
+        match shared.runtime.own_container().await {
+            Ok(own) => break own,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot ask the runtime about the agent's own container; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(RUNTIME_RETRY) => {}
+                    () = token.cancelled() => return false,
+                }
+            }
+        }
+    };
+    let identity = cleanup::identity(&shared.node, &shared.data_dir, own.as_ref());
+    tracing::info!(identity = %identity, "agent identity (labels its containers)");
+    let _ = shared.identity.set(identity);
+    tokio::spawn(remove_stale(shared.clone(), token.clone()));
+    if own.is_some() {
+        if let Err(e) = shared.runtime.prepare().await {
+            tracing::warn!(error = %e, "cannot prepare the pod network yet; will retry with the first pod");
+        }
+    }
+    true
+}
+
+/// Removes this agent's containers of other clusters, retrying until the
+/// runtime answers once (the pods of this cluster do not wait for it).
+async fn remove_stale<R: ContainerRuntime>(shared: Arc<Shared<R>>, token: CancellationToken) {
+    loop {
+        match cleanup::remove_stale(shared.runtime.as_ref(), shared.identity(), shared.cluster()).await {
+            Ok(0) => return,
+            Ok(removed) => {
+                tracing::info!(
+                    removed,
+                    "removed this agent's containers of clusters it no longer belongs to"
+                );
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot remove containers of earlier clusters yet; retrying"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(RUNTIME_RETRY) => {}
+            () = token.cancelled() => return,
+        }
+    }
+}
+
+/// `node-agent --cleanup`: removes every container this agent made (found
+/// by its identity, whatever the cluster), then the pod network if an
+/// agent created it and nothing is attached any more. Needs no master. Run
+/// it with the agent stopped, or the agent starts the pods again.
+///
+/// # Errors
+/// [`AgentError`] for bad flags or when the engine fails.
+pub async fn cleanup(config: AgentConfig) -> Result<usize, AgentError> {
+    let facts = NodeFacts::gather(&config, config.listen).map_err(AgentError::Config)?;
+    let data_dir = data_dir(&config, &facts.name)?;
+    let runtime = Docker::connect(&config.docker_host, &config.network)
+        .await
+        .map_err(|e| AgentError::Config(e.to_string()))?;
+    let own = runtime
+        .own_container()
+        .await
+        .map_err(|e| AgentError::Cleanup(e.to_string()))?;
+    let identity = cleanup::identity(&facts.name, &data_dir, own.as_ref());
+    let removed = cleanup::remove_all(&runtime, &identity)
+        .await
+        .map_err(|e| AgentError::Cleanup(e.to_string()))?;
+    tracing::info!(identity = %identity, removed, "removed the agent's containers");
+    let network = runtime
+        .remove_network_if_unused()
+        .await
+        .map_err(|e| AgentError::Cleanup(e.to_string()))?;
+    let network_name = runtime.network();
+    match network {
+        NetworkRemoval::Removed => tracing::info!(network = %network_name, "removed the pod network"),
+        NetworkRemoval::Missing => {}
+        NetworkRemoval::NotOurs => tracing::info!(network = %network_name, "kept the pod network: no agent created it"),
+        NetworkRemoval::InUse(attached) => {
+            tracing::info!(network = %network_name, attached, "kept the pod network: other containers use it")
+        }
+    }
+    Ok(removed)
 }
 
 impl<R> Shared<R> {
     /// The cluster id (empty until registration finished).
     pub fn cluster(&self) -> &str {
         self.cluster_id.get().map_or("", String::as_str)
+    }
+
+    /// The agent's identity (empty until the runtime first answered).
+    pub fn identity(&self) -> &str {
+        self.identity.get().map_or("", String::as_str)
     }
 }

@@ -19,6 +19,11 @@ use crate::plan::Backoff;
 pub struct Cli {
     #[command(flatten)]
     pub agent: AgentConfig,
+    /// Remove every container this agent made (its identity: node name and
+    /// data directory), in any cluster, and the pod network if nothing else
+    /// uses it; then exit. Needs no master; stop the agent first.
+    #[arg(long)]
+    pub cleanup: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -86,11 +91,11 @@ pub struct AgentConfig {
     /// The node's address as masters and other nodes see it (default: the
     /// address of the interface with the default route, or the listen
     /// address when it is specific).
-    #[arg(long)]
+    #[arg(long, env = "BOSUN_AGENT_ADDRESS")]
     pub address: Option<String>,
 
     /// The Docker network pods are attached to (created when missing).
-    #[arg(long, default_value = "bosun")]
+    #[arg(long, env = "BOSUN_NETWORK", default_value = "bosun")]
     pub network: String,
 
     /// First delay before restarting a crashed container (or retrying a
@@ -106,7 +111,7 @@ pub struct AgentConfig {
     pub restart_backoff_reset_seconds: f64,
 
     /// Extra labels on every container this agent creates: k=v,...
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, env = "BOSUN_CONTAINER_LABELS", value_delimiter = ',')]
     pub container_labels: Vec<String>,
 }
 

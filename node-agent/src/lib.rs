@@ -12,10 +12,13 @@
 //!   pod; removes containers of pods that are gone.
 //! - [`status`] and [`events`]: what the agent tells the masters about its
 //!   pods.
+//! - [`cleanup`]: the agent's identity on its engine, and the removal of
+//!   its containers of clusters it no longer belongs to (and `--cleanup`).
 //! - [`node`]: registration and heartbeats; [`server`]: logs and exec for
 //!   the masters; [`simulate`]: many fake agents in one process.
 
 pub mod agent;
+pub mod cleanup;
 pub mod config;
 pub mod env;
 pub mod events;

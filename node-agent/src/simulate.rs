@@ -38,6 +38,8 @@ pub async fn run(
         let shared = Arc::new(Shared {
             node: facts.name.clone(),
             cluster_id: std::sync::OnceLock::new(),
+            data_dir: format!("simulated/{}", facts.name).into(),
+            identity: std::sync::OnceLock::new(),
             runtime,
             client: client.clone(),
             plan: plan::Context {

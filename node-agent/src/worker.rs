@@ -234,6 +234,7 @@ impl<R: ContainerRuntime> Worker<R> {
             (labels::MANAGED.to_string(), "true".to_string()),
             (labels::NODE.to_string(), self.shared.node.clone()),
             (labels::CLUSTER.to_string(), self.shared.cluster().to_string()),
+            (labels::AGENT.to_string(), self.shared.identity().to_string()),
             (labels::POD_UID.to_string(), self.uid.clone()),
             (labels::POD_NAME.to_string(), meta.name),
             (labels::POD_NAMESPACE.to_string(), meta.namespace),

@@ -1,5 +1,5 @@
 //! `node-agent`: parses flags, sets up logging, binds the listener and runs
-//! (or runs the simulation).
+//! (or runs the simulation, or cleans up with `--cleanup`).
 
 use std::io::IsTerminal;
 
@@ -23,6 +23,10 @@ async fn main() -> anyhow::Result<()> {
         return bosun_node_agent::simulate::run(cli.agent, simulate, shutdown_signal())
             .await
             .map_err(anyhow::Error::msg);
+    }
+    if cli.cleanup {
+        bosun_node_agent::agent::cleanup(cli.agent).await?;
+        return Ok(());
     }
     let listener = tokio::net::TcpListener::bind(cli.agent.listen)
         .await

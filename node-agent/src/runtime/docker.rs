@@ -3,7 +3,9 @@
 //! Pods get their own network namespace from a sandbox container attached
 //! to a bridge network of the agent's (`bosun` by default); the pod's
 //! containers join the sandbox's namespace, so they share its IP address
-//! and reach each other on localhost.
+//! and reach each other on localhost. An agent that runs in a container of
+//! this engine joins that network too, so its probes reach the pods as a
+//! host agent's do (see [`super::OwnContainer`]).
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -15,7 +17,7 @@ use bollard::errors::Error as DockerError;
 use bollard::exec::{StartExecOptions, StartExecResults};
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, ExecConfig, HostConfig,
-    NetworkCreateRequest, PortBinding,
+    NetworkConnectRequest, NetworkCreateRequest, PortBinding,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder, ListContainersOptionsBuilder,
@@ -24,8 +26,9 @@ use bollard::query_parameters::{
 use futures::{Stream, StreamExt, TryStreamExt};
 
 use super::{
-    labels, pause_image_tar, ByteStream, ContainerInfo, ContainerRuntime, ContainerSpec, ContainerState, ExecOutput,
-    ExecSession, LogOptions, Result, RuntimeError, RuntimeEvent, SANDBOX_IMAGE,
+    id_from_mountinfo, labels, pause_image_tar, ByteStream, ContainerInfo, ContainerRuntime, ContainerSpec,
+    ContainerState, ExecOutput, ExecSession, LogOptions, Mount, OwnContainer, Result, RuntimeError, RuntimeEvent,
+    SANDBOX_IMAGE,
 };
 
 /// Seconds a single Docker API call may take (pulls and log follows are
@@ -40,6 +43,20 @@ pub struct Docker {
     /// Held while preparing, so concurrent sandboxes never create the
     /// network twice (older engines allow duplicate names).
     prepared: tokio::sync::Mutex<bool>,
+    /// The agent's own container on this engine, looked up once when the
+    /// engine first answers (it does not change while the agent runs).
+    own: tokio::sync::OnceCell<Option<OwnContainer>>,
+}
+
+/// What `--cleanup` did with the pod network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NetworkRemoval {
+    Removed,
+    Missing,
+    /// It was not created by an agent (no [`labels::MANAGED`] label).
+    NotOurs,
+    /// Containers are still attached; their count.
+    InUse(usize),
 }
 
 fn classify(e: DockerError) -> RuntimeError {
@@ -93,7 +110,111 @@ impl Docker {
             client,
             network: network.to_string(),
             prepared: tokio::sync::Mutex::new(false),
+            own: tokio::sync::OnceCell::new(),
         })
+    }
+
+    /// The pod network's name.
+    pub fn network(&self) -> &str {
+        &self.network
+    }
+
+    /// Removes the pod network if an agent created it and nothing is
+    /// attached any more (other agents' pods may share it).
+    ///
+    /// # Errors
+    /// When the engine fails.
+    pub async fn remove_network_if_unused(&self) -> Result<NetworkRemoval> {
+        let network = match self.client.inspect_network(&self.network, None).await {
+            Ok(network) => network,
+            Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => return Ok(NetworkRemoval::Missing),
+            Err(e) => return Err(classify(e)),
+        };
+        if !network.labels.unwrap_or_default().contains_key(labels::MANAGED) {
+            return Ok(NetworkRemoval::NotOurs);
+        }
+        let attached = network.containers.map_or(0, |c| c.len());
+        if attached > 0 {
+            return Ok(NetworkRemoval::InUse(attached));
+        }
+        match self.client.remove_network(&self.network).await {
+            Ok(()) | Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => {
+                Ok(NetworkRemoval::Removed)
+            }
+            // A container joined meanwhile.
+            Err(DockerError::DockerResponseServerError { status_code: 403, .. }) => Ok(NetworkRemoval::InUse(1)),
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    async fn find_own_container(&self) -> Result<Option<OwnContainer>> {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let Some(id) = id_from_mountinfo(&mountinfo) else {
+            return Ok(None);
+        };
+        let inspected = match self.client.inspect_container(&id, None).await {
+            Ok(inspected) => inspected,
+            Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => {
+                tracing::info!(container = %id, "running in a container of another engine; acting as a host agent");
+                return Ok(None);
+            }
+            Err(e) => return Err(classify(e)),
+        };
+        let networks = inspected
+            .network_settings
+            .and_then(|n| n.networks)
+            .map(|n| n.into_keys().collect())
+            .unwrap_or_default();
+        let mounts = inspected
+            .mounts
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|m| {
+                let source = match m.name.filter(|n| !n.is_empty()) {
+                    Some(volume) => format!("volume:{volume}"),
+                    None => format!("bind:{}", m.source?),
+                };
+                Some(Mount {
+                    destination: m.destination?.into(),
+                    source,
+                })
+            })
+            .collect();
+        let name = inspected.name.unwrap_or_default().trim_start_matches('/').to_string();
+        tracing::info!(container = %name, id = %id, "the agent runs in a container of the engine it drives");
+        Ok(Some(OwnContainer {
+            id,
+            name,
+            networks,
+            mounts,
+        }))
+    }
+
+    /// Attaches the agent's own container (if it runs in one) to the pod
+    /// network: without it, pod IPs are unreachable from the agent.
+    async fn join_network(&self) -> Result<()> {
+        let Some(own) = self.own_container().await? else {
+            return Ok(());
+        };
+        if own.networks.contains(&self.network) {
+            return Ok(());
+        }
+        let request = NetworkConnectRequest {
+            container: own.id.clone(),
+            endpoint_config: None,
+        };
+        match self.client.connect_network(&self.network, request).await {
+            Ok(()) => {
+                tracing::info!(container = %own.name, network = %self.network, "joined the pod network, so probes reach the pods");
+                Ok(())
+            }
+            // Already attached (joined by an earlier run of this container).
+            Err(DockerError::DockerResponseServerError {
+                status_code: 403 | 409,
+                message,
+            }) if message.contains("already exists") => Ok(()),
+            Err(e) => Err(classify(e)),
+        }
     }
 
     async fn ensure_network(&self) -> Result<()> {
@@ -195,10 +316,15 @@ impl ContainerRuntime for Docker {
         let mut prepared = self.prepared.lock().await;
         if !*prepared {
             self.ensure_network().await?;
+            self.join_network().await?;
             self.ensure_sandbox_image().await?;
             *prepared = true;
         }
         Ok(())
+    }
+
+    async fn own_container(&self) -> Result<Option<OwnContainer>> {
+        self.own.get_or_try_init(|| self.find_own_container()).await.cloned()
     }
 
     async fn image_present(&self, image: &str) -> Result<bool> {

@@ -163,6 +163,11 @@ impl ContainerRuntime for FakeRuntime {
         self.call("prepare".into())
     }
 
+    async fn own_container(&self) -> Result<Option<super::OwnContainer>> {
+        self.call("own_container".into())?;
+        Ok(None)
+    }
+
     async fn image_present(&self, image: &str) -> Result<bool> {
         self.call(format!("image_present {image}"))?;
         Ok(self.state().images.contains(image))

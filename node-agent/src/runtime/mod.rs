@@ -16,8 +16,10 @@ use tokio::io::AsyncWrite;
 
 pub mod docker;
 pub mod fake;
+mod own_container;
 mod sandbox_image;
 
+pub use own_container::{id_from_mountinfo, Mount, OwnContainer};
 pub use sandbox_image::{pause_image_tar, SANDBOX_IMAGE};
 
 /// Label keys on every container the agent creates.
@@ -30,6 +32,11 @@ pub mod labels {
     /// namespace), so two clusters sharing an engine never touch each
     /// other's containers.
     pub const CLUSTER: &str = "io.bosun.cluster";
+    /// The agent that made the container: its node name and where its
+    /// data directory lives (`NODE@LOCATION`, see [`crate::cleanup`]).
+    /// Containers of another cluster are removed only when they carry this
+    /// agent's own value.
+    pub const AGENT: &str = "io.bosun.agent";
     pub const POD_UID: &str = "io.bosun.pod.uid";
     pub const POD_NAME: &str = "io.bosun.pod.name";
     pub const POD_NAMESPACE: &str = "io.bosun.pod.namespace";
@@ -172,8 +179,12 @@ pub enum ExecOutput {
 pub trait ContainerRuntime: Send + Sync + 'static {
     /// "docker://28.2.2"-style name and version; also a liveness check.
     async fn version(&self) -> Result<String>;
-    /// Prepares what pods need: the pod network and the sandbox image.
+    /// Prepares what pods need: the pod network (joined by the agent's own
+    /// container, when it runs in one) and the sandbox image.
     async fn prepare(&self) -> Result<()>;
+    /// The container the agent runs in on this runtime, or `None` when it
+    /// runs on the host (or in a container of another engine).
+    async fn own_container(&self) -> Result<Option<OwnContainer>>;
     async fn image_present(&self, image: &str) -> Result<bool>;
     /// Pulls an image; the error carries the runtime's message.
     async fn pull_image(&self, image: &str) -> Result<()>;
