@@ -261,6 +261,10 @@ pub struct GetArgs {
     /// Print only the changes, not the objects as they are now.
     #[arg(long)]
     pub watch_only: bool,
+    /// Tables (the default, wide and custom-columns) without their header
+    /// row.
+    #[arg(long)]
+    pub no_headers: bool,
 }
 
 #[derive(Args, Debug)]

@@ -393,6 +393,38 @@ async fn get_watch_prints_the_objects_then_each_change() -> Result<()> {
 }
 
 #[tokio::test]
+async fn no_headers_prints_only_the_rows_also_when_watching() -> Result<()> {
+    let cluster = MasterCluster::start(1, &[]).await?;
+    let servers = cluster.addrs();
+    let out = ctl(&servers, &["create", "-f", "-"], &config_map_yaml("plain")).await;
+    ensure!(out.ok(), "{out:?}");
+
+    let out = ctl(&servers, &["get", "cm", "--no-headers"], "").await;
+    ensure!(out.ok(), "{out:?}");
+    ensure!(
+        out.stdout.starts_with("plain   1   "),
+        "no header, columns as wide as the rows: {out:?}"
+    );
+    ensure!(out.stdout.lines().count() == 1, "{out:?}");
+    let out = ctl(
+        &servers,
+        &["get", "cm", "--no-headers", "-o", "custom-columns=NAME:.metadata.name"],
+        "",
+    )
+    .await;
+    ensure!(out.stdout == "plain\n", "{out:?}");
+
+    let mut watching = Watching::spawn(&servers, &["get", "cm", "-w", "--no-headers"])?;
+    let first = watching.line().await?;
+    ensure!(first.starts_with("plain "), "a row, not the header: {first}");
+    let out = ctl(&servers, &["create", "-f", "-"], &config_map_yaml("later")).await;
+    ensure!(out.ok(), "{out:?}");
+    let added = watching.line().await?;
+    ensure!(added.starts_with("later "), "{added}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn wait_blocks_until_conditions_hold_or_times_out() -> Result<()> {
     let cluster = MasterCluster::start(1, &[]).await?;
     let servers = cluster.addrs();
