@@ -86,6 +86,16 @@ async fn create_get_apply_describe_and_delete_work_like_kubectl() -> Result<()> 
     assert_eq!(secret["type"], "Opaque");
     let out = ctl(&servers, &["get", "pods"], "").await;
     assert_eq!(out.stderr, "No resources found in default namespace.\n");
+    for format in ["yaml", "json", "name"] {
+        let out = ctl(&servers, &["get", "pods", "missing", "-o", format], "").await;
+        assert_eq!(out.stdout, "", "only the error, no empty List: {out:?}");
+        assert!(
+            out.stderr
+                .starts_with("Error from server (NotFound): pods \"missing\" in namespace \"default\" not found"),
+            "{out:?}"
+        );
+        assert!(!out.ok(), "{out:?}");
+    }
 
     // apply: unchanged, then configured, with a label set by someone else kept.
     let out = ctl(&servers, &["apply", "-f", "-"], MANIFESTS).await;

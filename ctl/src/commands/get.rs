@@ -65,6 +65,14 @@ pub async fn run(
             json!({"apiVersion": "v1", "kind": "List", "items": all.iter().map(codec::object_to_value).collect::<Vec<Value>>()})
         }
     };
+    if all.is_empty() && failed > 0 {
+        // Every named object failed: the errors are the output, not an
+        // empty List as well (kubectl prints nothing else).
+        return Err(CtlError::SomeFailed {
+            failed,
+            total: requested,
+        });
+    }
     match &format {
         Format::JsonPath(template) => write!(io.stdout, "{}", template.render(&value()))?,
         Format::Columns(columns) => write!(
