@@ -92,6 +92,12 @@ impl CtlError {
         matches!(self, CtlError::Api { code, .. } if *code != tonic::Code::Unavailable)
     }
 
+    /// Whether the output's reader went away (`ctl get pods | head -1`):
+    /// not worth a message, as kubectl prints none.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, CtlError::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+
     /// The gRPC code, for API errors.
     pub fn code(&self) -> Option<tonic::Code> {
         match self {

@@ -240,6 +240,39 @@ fn the_ctl_binary_exits_non_zero_with_an_actionable_message() {
     assert!(String::from_utf8_lossy(&output.stderr).starts_with("error: unknown kind \"widgets\""));
 }
 
+#[tokio::test]
+async fn a_reader_that_stops_early_ends_ctl_quietly() -> Result<()> {
+    use std::io::BufRead;
+    let cluster = MasterCluster::start(1, &[]).await?;
+    let servers = cluster.addrs();
+    // Output well over a pipe's buffer (64 KiB), so ctl is still writing
+    // when the reader goes.
+    let data: String = (0..100).map(|i| format!("  k{i}: {}\n", "x".repeat(2000))).collect();
+    let yaml = format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: big}}\ndata:\n{data}");
+    let out = ctl(&servers, &["create", "-f", "-"], &yaml).await;
+    ensure!(out.ok(), "{out:?}");
+
+    let mut child = Command::new(bin_dir().join("ctl"))
+        .args(["--server", &servers.join(","), "get", "cm", "big", "-o", "yaml"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let mut reader = std::io::BufReader::new(child.stdout.take().context("stdout")?);
+    let mut first = String::new();
+    reader.read_line(&mut first)?;
+    ensure!(first == "apiVersion: v1\n", "{first:?}");
+    drop(reader);
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await??;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    ensure!(stderr.is_empty(), "no message for a closed pipe: {stderr}");
+    ensure!(
+        output.status.code() == Some(141),
+        "the shell's code for SIGPIPE, as kubectl: {:?}",
+        output.status
+    );
+    Ok(())
+}
+
 const EVENTS: &str = "apiVersion: v1
 kind: Event
 metadata:
