@@ -481,7 +481,9 @@ pub struct LogsArgs {
     /// Most pods followed at once with -l -f.
     #[arg(long, default_value_t = 5)]
     pub max_log_requests: usize,
-    /// The container; needed when the pod has several.
+    /// The container (default: the one the pod's
+    /// kubectl.kubernetes.io/default-container annotation names, else the
+    /// first).
     #[arg(short = 'c', long)]
     pub container: Option<String>,
     /// Keep streaming new output.
@@ -520,7 +522,9 @@ pub struct ExecArgs {
     /// The pod (NAME or pod/NAME), or deploy/NAME or rs/NAME for one of
     /// their pods.
     pub pod: String,
-    /// The container; needed when the pod has several.
+    /// The container (default: the one the pod's
+    /// kubectl.kubernetes.io/default-container annotation names, else the
+    /// first).
     #[arg(short = 'c', long)]
     pub container: Option<String>,
     /// Pass stdin to the command.

@@ -273,6 +273,34 @@ async fn a_reader_that_stops_early_ends_ctl_quietly() -> Result<()> {
     Ok(())
 }
 
+#[tokio::test]
+async fn logs_and_exec_default_to_the_annotated_or_first_container() -> Result<()> {
+    let cluster = MasterCluster::start(1, &[]).await?;
+    let servers = cluster.addrs();
+    // No nodes: the pods stay unbound, and the streams fail after the
+    // container is chosen.
+    let pods = "apiVersion: v1\nkind: Pod\nmetadata: {name: two}\nspec:\n  containers: [{name: web, image: busybox}, {name: probe, image: busybox}]\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: chosen\n  annotations: {kubectl.kubernetes.io/default-container: probe}\nspec:\n  containers: [{name: web, image: busybox}, {name: probe, image: busybox}]\n";
+    let out = ctl(&servers, &["create", "-f", "-"], pods).await;
+    ensure!(out.ok(), "{out:?}");
+    for command in [&["logs", "two"][..], &["exec", "two", "--", "true"]] {
+        let out = ctl(&servers, command, "").await;
+        ensure!(
+            out.stderr
+                .starts_with("Defaulted container \"web\" out of: web, probe\n"),
+            "{command:?}: {out:?}"
+        );
+    }
+    for command in [
+        &["logs", "chosen"][..],
+        &["logs", "two", "-c", "probe"],
+        &["exec", "chosen", "--", "true"],
+    ] {
+        let out = ctl(&servers, command, "").await;
+        ensure!(!out.stderr.contains("Defaulted"), "{command:?}: {out:?}");
+    }
+    Ok(())
+}
+
 const EVENTS: &str = "apiVersion: v1
 kind: Event
 metadata:

@@ -9,6 +9,7 @@ use crate::{Client, CtlError, Io};
 
 mod apply;
 mod cluster;
+mod container;
 mod cp;
 mod delete;
 mod describe;
