@@ -459,12 +459,31 @@ pub struct DrainArgs {
     /// Carry on when a pod cannot be deleted.
     #[arg(long)]
     pub ignore_errors: bool,
-    /// Give up after this many seconds (0: wait as long as it takes).
-    #[arg(long, default_value_t = 0)]
-    pub timeout: u64,
-    /// Override the pods' grace periods.
-    #[arg(long)]
+    /// Give up after this long (5m, 90s; a bare number is seconds; 0: wait
+    /// as long as it takes).
+    #[arg(long, default_value = "0s", value_parser = parse_timeout)]
+    pub timeout: std::time::Duration,
+    /// Override the pods' grace periods (-1: each pod's own).
+    #[arg(long, allow_negative_numbers = true)]
     pub grace_period: Option<i64>,
+    /// Also delete pods that no controller owns (they will not come back).
+    #[arg(long)]
+    pub force: bool,
+    /// Also delete pods with emptyDir volumes (their data is lost).
+    #[arg(long, alias = "delete-local-data")]
+    pub delete_emptydir_data: bool,
+    /// Accepted for kubectl's sake: Bosun has no DaemonSets.
+    #[arg(long)]
+    pub ignore_daemonsets: bool,
+}
+
+/// kubectl's `--timeout` duration; a bare number of seconds as well, as
+/// `ctl drain --timeout 60` took before.
+fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
+    match text.parse::<u64>() {
+        Ok(seconds) => Ok(std::time::Duration::from_secs(seconds)),
+        Err(_) => crate::duration::parse(text),
+    }
 }
 
 #[derive(Args, Debug)]

@@ -59,6 +59,10 @@ pub enum CtlError {
     Invalid(String),
     #[error("error: {failed} of {total} objects failed (see above)")]
     SomeFailed { failed: usize, total: usize },
+    /// `ctl drain` found pods it may not delete: one line per reason,
+    /// with the pods.
+    #[error("{}", problems.iter().map(|p| format!("error: cannot delete {p}")).collect::<Vec<_>>().join("\n"))]
+    DrainRefused { problems: Vec<String> },
     #[error("error: cannot write output: {0}")]
     Output(#[from] std::io::Error),
     /// A remote command ended with this exit code (not an error message:

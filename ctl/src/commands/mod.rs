@@ -14,6 +14,7 @@ mod cp;
 mod delete;
 mod describe;
 mod describe_workload;
+mod drain;
 mod edit;
 mod exec;
 mod follow;
@@ -51,7 +52,7 @@ pub async fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), CtlError> {
         Command::Delete(args) => delete::run(&mut client, &args, namespace.as_deref(), io).await,
         Command::Cordon { node } => node::set_cordon(&client, &node, true, io).await,
         Command::Uncordon { node } => node::set_cordon(&client, &node, false, io).await,
-        Command::Drain(args) => node::drain(&client, &args, io).await,
+        Command::Drain(args) => drain::drain(&client, &args, io).await,
         Command::Logs(args) => logs::run(&client, &args, namespace.as_deref(), io).await,
         Command::Cp(args) => cp::run(&client, &args, namespace.as_deref(), io).await,
         Command::Exec(args) => exec::run(&client, &args, namespace.as_deref(), io).await,
