@@ -33,6 +33,9 @@ pub enum Command {
     Run(RunArgs),
     /// Create objects, or update them to match the manifests.
     Apply(FileArgs),
+    /// Replace objects with the manifests, whole (--force: delete and
+    /// create them again).
+    Replace(ReplaceArgs),
     /// List objects or show one.
     Get(GetArgs),
     /// Show an object in detail.
@@ -181,6 +184,19 @@ pub struct FileArgs {
     /// A manifest file, a directory of them, or - for stdin. Repeatable.
     #[arg(short = 'f', long = "filename", required = true)]
     pub files: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ReplaceArgs {
+    #[command(flatten)]
+    pub files: FileArgs,
+    /// Delete the objects and create them again (for changes an update
+    /// may not make).
+    #[arg(long)]
+    pub force: bool,
+    /// With --force: seconds a pod gets to stop (-1: its own).
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    pub grace_period: i64,
 }
 
 /// How `get` prints: `table` (default), `wide`, `yaml`, `json`, `name`, or

@@ -63,6 +63,10 @@ pub enum CtlError {
     /// with the pods.
     #[error("{}", problems.iter().map(|p| format!("error: cannot delete {p}")).collect::<Vec<_>>().join("\n"))]
     DrainRefused { problems: Vec<String> },
+    /// `ctl apply` of an object whose last-applied record would pass the
+    /// annotation limit.
+    #[error("error: {kind} {name:?} is too big for apply: metadata.annotations[{annotation}] would be {bytes} bytes, over the {limit}-byte limit; use 'ctl create -f' or 'ctl replace -f' instead", annotation = commands::LAST_APPLIED, limit = commands::LAST_APPLIED_LIMIT)]
+    TooBigForApply { kind: String, name: String, bytes: usize },
     #[error("error: cannot write output: {0}")]
     Output(#[from] std::io::Error),
     /// A remote command ended with this exit code (not an error message:
@@ -94,6 +98,7 @@ impl CtlError {
     /// succeed) rather than about reaching the cluster.
     pub fn is_per_object(&self) -> bool {
         matches!(self, CtlError::Api { code, .. } if *code != tonic::Code::Unavailable)
+            || matches!(self, CtlError::TooBigForApply { .. })
     }
 
     /// Whether the output's reader went away (`ctl get pods | head -1`):

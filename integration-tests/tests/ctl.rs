@@ -301,6 +301,82 @@ async fn logs_and_exec_default_to_the_annotated_or_first_container() -> Result<(
     Ok(())
 }
 
+fn config_map_with(name: &str, color: &str) -> String {
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\ndata: {{color: {color}}}\n")
+}
+
+#[tokio::test]
+async fn replace_puts_the_whole_object_and_apply_refuses_one_too_big_for_its_record() -> Result<()> {
+    let cluster = MasterCluster::start(1, &[]).await?;
+    let servers = cluster.addrs();
+    let out = ctl(&servers, &["replace", "-f", "-"], &config_map_with("rep", "blue")).await;
+    ensure!(
+        out.stderr
+            .starts_with("Error from server (NotFound): configmaps \"rep\""),
+        "replace creates nothing: {out:?}"
+    );
+    ensure!(!out.ok(), "{out:?}");
+
+    let labelled = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: rep, labels: {old: x}}\ndata: {color: blue}\n";
+    let out = ctl(&servers, &["create", "-f", "-"], labelled).await;
+    ensure!(out.ok(), "{out:?}");
+    let out = ctl(&servers, &["replace", "-f", "-"], &config_map_with("rep", "red")).await;
+    ensure!(out.stdout == "configmap/rep replaced\n", "{out:?}");
+    let out = ctl(&servers, &["get", "cm", "rep", "-o", "json"], "").await;
+    let stored: serde_json::Value = serde_json::from_str(&out.stdout)?;
+    ensure!(stored["data"]["color"] == "red", "{stored}");
+    ensure!(
+        stored["metadata"].get("labels").is_none(),
+        "the whole object is replaced: {stored}"
+    );
+    let uid = stored["metadata"]["uid"].clone();
+
+    let stale =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: rep, resourceVersion: \"1\"}\ndata: {color: green}\n";
+    let out = ctl(&servers, &["replace", "-f", "-"], stale).await;
+    ensure!(out.stderr.starts_with("Error from server (Conflict)"), "{out:?}");
+
+    let out = ctl(
+        &servers,
+        &["replace", "--force", "-f", "-"],
+        &config_map_with("rep", "green"),
+    )
+    .await;
+    ensure!(
+        out.stdout == "configmap \"rep\" deleted\nconfigmap/rep replaced\n",
+        "{out:?}"
+    );
+    let out = ctl(&servers, &["get", "cm", "rep", "-o", "json"], "").await;
+    let stored: serde_json::Value = serde_json::from_str(&out.stdout)?;
+    ensure!(
+        stored["data"]["color"] == "green" && stored["metadata"]["uid"] != uid,
+        "{stored}"
+    );
+
+    // The last-applied record of this one would pass 262144 bytes.
+    let big = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: big}}\ndata: {{blob: {}}}\n",
+        "x".repeat(270_000)
+    );
+    let out = ctl(&servers, &["apply", "-f", "-"], &big).await;
+    ensure!(
+        out.stderr.starts_with(
+            "error: ConfigMap \"big\" is too big for apply: metadata.annotations[bosun.io/last-applied-configuration] would be 27"
+        ) && out.stderr.ends_with(
+            " bytes, over the 262144-byte limit; use 'ctl create -f' or 'ctl replace -f' instead\n"
+        ),
+        "{out:?}"
+    );
+    ensure!(!out.ok(), "{out:?}");
+    let out = ctl(&servers, &["get", "cm", "big", "-o", "name"], "").await;
+    ensure!(out.stdout.is_empty(), "nothing was written: {out:?}");
+    let out = ctl(&servers, &["create", "-f", "-"], &big).await;
+    ensure!(out.ok(), "{out:?}");
+    let out = ctl(&servers, &["replace", "-f", "-"], &big).await;
+    ensure!(out.stdout == "configmap/big replaced\n", "{out:?}");
+    Ok(())
+}
+
 const EVENTS: &str = "apiVersion: v1
 kind: Event
 metadata:

@@ -5,7 +5,9 @@
 //! `bosun.io/last-applied-configuration` annotation, so labels and
 //! annotations added by others survive an apply while ones removed from the
 //! manifest are removed; ownerReferences and finalizers set by controllers
-//! are kept.
+//! are kept. The record is limited to [`LAST_APPLIED_LIMIT`] bytes, as
+//! Kubernetes limits an object's annotations; bigger objects are for
+//! `create` and `replace`.
 
 use std::collections::{HashMap, HashSet};
 
@@ -19,10 +21,13 @@ use crate::output::object_name;
 use crate::{Client, CtlError, Io};
 
 pub const LAST_APPLIED: &str = "bosun.io/last-applied-configuration";
+/// The most bytes the last-applied record may have: Kubernetes' limit on
+/// all of an object's annotations (256 KiB), which kubectl's apply meets.
+pub const LAST_APPLIED_LIMIT: usize = 262_144;
 /// Attempts when another writer changes the object between get and update.
 const APPLY_ATTEMPTS: usize = 5;
 
-fn read(args: &FileArgs, namespace: Option<&str>, io: &mut Io<'_>) -> Result<Vec<Manifest>, CtlError> {
+pub(super) fn read(args: &FileArgs, namespace: Option<&str>, io: &mut Io<'_>) -> Result<Vec<Manifest>, CtlError> {
     let mut manifests = manifest::read_all(&args.files, io.stdin)?;
     for m in &mut manifests {
         set_namespace(&mut m.object, namespace)?;
@@ -97,7 +102,7 @@ pub async fn apply(
     finish(failed, total)
 }
 
-fn finish(failed: usize, total: usize) -> Result<(), CtlError> {
+pub(super) fn finish(failed: usize, total: usize) -> Result<(), CtlError> {
     if failed > 0 {
         Err(CtlError::SomeFailed { failed, total })
     } else {
@@ -105,13 +110,30 @@ fn finish(failed: usize, total: usize) -> Result<(), CtlError> {
     }
 }
 
-async fn apply_one(client: &mut Client, mut desired: Object) -> Result<(Object, &'static str), CtlError> {
+/// `desired` with its last-applied record.
+///
+/// # Errors
+/// [`CtlError::TooBigForApply`] when the record would pass
+/// [`LAST_APPLIED_LIMIT`].
+pub(super) fn with_record(mut desired: Object) -> Result<Object, CtlError> {
     let record = codec::to_json_compact(&desired);
+    if record.len() > LAST_APPLIED_LIMIT {
+        return Err(CtlError::TooBigForApply {
+            kind: desired.kind().map_or("object", |k| k.name()).to_string(),
+            name: desired.name().to_string(),
+            bytes: record.len(),
+        });
+    }
     desired
         .metadata_mut()
         .expect("manifests hold an object")
         .annotations
         .insert(LAST_APPLIED.to_string(), record);
+    Ok(desired)
+}
+
+async fn apply_one(client: &mut Client, desired: Object) -> Result<(Object, &'static str), CtlError> {
+    let desired = with_record(desired)?;
     let kind = desired.kind().expect("manifests hold an object");
     let namespace = desired.namespace().to_string();
     let name = desired.name().to_string();

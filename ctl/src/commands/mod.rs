@@ -24,6 +24,7 @@ mod label;
 mod logs;
 mod node;
 mod patch;
+mod replace;
 mod rollout;
 mod rollout_status;
 mod scale;
@@ -31,7 +32,7 @@ mod set_image;
 mod wait;
 mod workload;
 
-pub(crate) use apply::LAST_APPLIED;
+pub(crate) use apply::{LAST_APPLIED, LAST_APPLIED_LIMIT};
 
 /// Runs a parsed command line.
 ///
@@ -47,6 +48,7 @@ pub async fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), CtlError> {
         },
         Command::Run(args) => generate::run(&mut client, &args, namespace.as_deref(), io).await,
         Command::Apply(args) => apply::apply(&mut client, &args, namespace.as_deref(), io).await,
+        Command::Replace(args) => replace::run(&mut client, &args, namespace.as_deref(), io).await,
         Command::Get(args) => get::run(&mut client, &args, namespace.as_deref(), io).await,
         Command::Describe(args) => describe::run(&mut client, &args, namespace.as_deref(), io).await,
         Command::Delete(args) => delete::run(&mut client, &args, namespace.as_deref(), io).await,
