@@ -32,10 +32,13 @@ pub enum Command {
     /// Run an image in a new pod, labelled run=NAME.
     Run(RunArgs),
     /// Create objects, or update them to match the manifests.
-    Apply(FileArgs),
+    Apply(ApplyArgs),
     /// Replace objects with the manifests, whole (--force: delete and
     /// create them again).
     Replace(ReplaceArgs),
+    /// Show what `apply -f` would change, as a unified diff (exit 1 when
+    /// there are differences).
+    Diff(FileArgs),
     /// List objects or show one.
     Get(GetArgs),
     /// Show an object in detail.
@@ -184,6 +187,22 @@ pub struct FileArgs {
     /// A manifest file, a directory of them, or - for stdin. Repeatable.
     #[arg(short = 'f', long = "filename", required = true)]
     pub files: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub files: FileArgs,
+    /// "client": print what would be done and change nothing; "none"
+    /// (default) applies.
+    #[arg(
+        long,
+        default_value = "none",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "client"
+    )]
+    pub dry_run: String,
 }
 
 #[derive(Args, Debug)]

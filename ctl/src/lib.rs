@@ -67,6 +67,10 @@ pub enum CtlError {
     /// annotation limit.
     #[error("error: {kind} {name:?} is too big for apply: metadata.annotations[{annotation}] would be {bytes} bytes, over the {limit}-byte limit; use 'ctl create -f' or 'ctl replace -f' instead", annotation = commands::LAST_APPLIED, limit = commands::LAST_APPLIED_LIMIT)]
     TooBigForApply { kind: String, name: String, bytes: usize },
+    /// `ctl diff` failed: the error, with kubectl's exit code for it (2,
+    /// as 1 means "there are differences").
+    #[error("{0}")]
+    DiffFailed(Box<CtlError>),
     #[error("error: cannot write output: {0}")]
     Output(#[from] std::io::Error),
     /// A remote command ended with this exit code (not an error message:
@@ -99,6 +103,16 @@ impl CtlError {
     pub fn is_per_object(&self) -> bool {
         matches!(self, CtlError::Api { code, .. } if *code != tonic::Code::Unavailable)
             || matches!(self, CtlError::TooBigForApply { .. })
+    }
+
+    /// The exit code for this error: 2 for `ctl diff`'s (kubectl's), the
+    /// remote command's for [`CtlError::Exit`], else 1.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CtlError::DiffFailed(_) => 2,
+            CtlError::Exit(code) => u8::try_from(*code).unwrap_or(1),
+            _ => 1,
+        }
     }
 
     /// Whether the output's reader went away (`ctl get pods | head -1`):

@@ -377,6 +377,89 @@ async fn replace_puts_the_whole_object_and_apply_refuses_one_too_big_for_its_rec
     Ok(())
 }
 
+const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80, targetPort: 8080}]\n";
+
+#[tokio::test]
+async fn apply_dry_run_and_diff_tell_what_apply_would_do() -> Result<()> {
+    let cluster = MasterCluster::start(1, &[]).await?;
+    let servers = cluster.addrs();
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("app.yaml");
+    let file_arg = file.display().to_string();
+    let blue = format!("{}---\n{SERVICE}", config_map_with("dry", "blue"));
+    std::fs::write(&file, &blue)?;
+
+    let out = ctl(&servers, &["apply", "--dry-run=client", "-f", &file_arg], "").await;
+    ensure!(
+        out.stdout == "configmap/dry created (dry run)\nservice/web created (dry run)\n",
+        "{out:?}"
+    );
+    let out = ctl(&servers, &["get", "cm,svc", "-o", "name"], "").await;
+    ensure!(
+        !out.stdout.contains("dry") && !out.stdout.contains("service/web"),
+        "nothing written: {out:?}"
+    );
+    let diff = Command::new(bin_dir().join("ctl"))
+        .args(["--server", &servers.join(","), "diff", "-f", &file_arg])
+        .output()?;
+    ensure!(diff.status.code() == Some(1), "new objects differ: {diff:?}");
+    ensure!(
+        String::from_utf8_lossy(&diff.stdout).contains("+++ MERGED/v1.ConfigMap.default.dry\n"),
+        "{diff:?}"
+    );
+
+    let out = ctl(&servers, &["apply", "-f", &file_arg], "").await;
+    ensure!(out.ok(), "{out:?}");
+    // The masters filled in the Service's defaults (clusterIP, protocol):
+    // they are not differences.
+    let out = ctl(&servers, &["apply", "--dry-run=client", "-f", &file_arg], "").await;
+    ensure!(
+        out.stdout == "configmap/dry unchanged (dry run)\nservice/web unchanged (dry run)\n",
+        "{out:?}"
+    );
+    let out = ctl(&servers, &["diff", "-f", &file_arg], "").await;
+    ensure!(
+        out.ok() && out.stdout.is_empty(),
+        "no diff for an unchanged manifest: {out:?}"
+    );
+
+    std::fs::write(&file, blue.replace("color: blue", "color: red"))?;
+    let out = ctl(&servers, &["apply", "--dry-run", "-f", &file_arg], "").await;
+    ensure!(
+        out.stdout == "configmap/dry configured (dry run)\nservice/web unchanged (dry run)\n",
+        "{out:?}"
+    );
+    let diff = Command::new(bin_dir().join("ctl"))
+        .args(["--server", &servers.join(","), "diff", "-f", &file_arg])
+        .output()?;
+    let text = String::from_utf8_lossy(&diff.stdout);
+    ensure!(diff.status.code() == Some(1), "{diff:?}");
+    ensure!(
+        text.starts_with("diff -u -N LIVE/v1.ConfigMap.default.dry MERGED/v1.ConfigMap.default.dry\n")
+            && text.contains("\n-  color: blue\n+  color: red\n")
+            && !text.contains("Service"),
+        "{text}"
+    );
+    let out = ctl(&servers, &["get", "cm", "dry", "-o", "jsonpath={.data.color}"], "").await;
+    ensure!(out.stdout == "blue", "dry runs and diffs write nothing: {out:?}");
+
+    let failed = Command::new(bin_dir().join("ctl"))
+        .args(["--server", &servers.join(","), "diff", "-f", "/nonexistent.yaml"])
+        .output()?;
+    ensure!(
+        failed.status.code() == Some(2),
+        "an error is exit 2, as kubectl: {failed:?}"
+    );
+    let out = ctl(&servers, &["apply", "--dry-run=server", "-f", &file_arg], "").await;
+    ensure!(
+        out.error
+            .as_deref()
+            .is_some_and(|e| e.contains("--dry-run=server is not supported")),
+        "{out:?}"
+    );
+    Ok(())
+}
+
 const EVENTS: &str = "apiVersion: v1
 kind: Event
 metadata:

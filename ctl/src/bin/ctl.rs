@@ -20,11 +20,11 @@ async fn main() -> ExitCode {
     };
     match bosun_ctl::execute(std::env::args_os().skip(1), &mut io).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(bosun_ctl::CtlError::Exit(code)) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e @ bosun_ctl::CtlError::Exit(_)) => ExitCode::from(e.exit_code()),
         Err(e) if e.is_broken_pipe() => ExitCode::from(BROKEN_PIPE),
         Err(e) => {
             eprintln!("{e}");
-            ExitCode::FAILURE
+            ExitCode::from(e.exit_code())
         }
     }
 }

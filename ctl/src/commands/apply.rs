@@ -8,6 +8,9 @@
 //! are kept. The record is limited to [`LAST_APPLIED_LIMIT`] bytes, as
 //! Kubernetes limits an object's annotations; bigger objects are for
 //! `create` and `replace`.
+//!
+//! `apply --dry-run=client` reads and sends nothing but says what apply
+//! would do, deciding "unchanged" as `ctl diff` does ([`super::diff`]).
 
 use std::collections::{HashMap, HashSet};
 
@@ -15,7 +18,7 @@ use bosun_proto::api::{CreateRequest, Object, UpdateRequest};
 use bosun_proto::codec;
 
 use super::{get_object, per_object, set_namespace};
-use crate::cli::FileArgs;
+use crate::cli::{ApplyArgs, FileArgs};
 use crate::manifest::{self, Manifest};
 use crate::output::object_name;
 use crate::{Client, CtlError, Io};
@@ -83,23 +86,53 @@ pub async fn create(
 }
 
 /// # Errors
-/// As [`create`].
+/// As [`create`]; `--dry-run=server` (not yet served by the masters).
 pub async fn apply(
     client: &mut Client,
-    args: &FileArgs,
+    args: &ApplyArgs,
     namespace: Option<&str>,
     io: &mut Io<'_>,
 ) -> Result<(), CtlError> {
-    let manifests = read(args, namespace, io)?;
+    let dry_run = match args.dry_run.as_str() {
+        "none" => false,
+        "client" => true,
+        "server" => {
+            return Err(CtlError::Invalid(
+                "--dry-run=server is not supported yet; use --dry-run=client".into(),
+            ))
+        }
+        other => {
+            return Err(CtlError::Invalid(format!(
+                "Invalid dry-run value ({other}). Must be \"none\", \"server\", or \"client\"."
+            )))
+        }
+    };
+    let manifests = read(&args.files, namespace, io)?;
     let total = manifests.len();
     let mut failed = 0;
     for m in manifests {
-        match apply_one(client, m.object).await {
-            Ok((object, verb)) => writeln!(io.stdout, "{} {verb}", object_name(&object))?,
+        let result = if dry_run {
+            preview_one(client, m.object).await
+        } else {
+            apply_one(client, m.object).await
+        };
+        let suffix = if dry_run { " (dry run)" } else { "" };
+        match result {
+            Ok((object, verb)) => writeln!(io.stdout, "{} {verb}{suffix}", object_name(&object))?,
             Err(e) => per_object(io, e, &mut failed)?,
         }
     }
     finish(failed, total)
+}
+
+/// What [`apply_one`] would do, without writing.
+async fn preview_one(client: &mut Client, desired: Object) -> Result<(Object, &'static str), CtlError> {
+    let (live, predicted) = super::diff::preview(client, desired.clone()).await?;
+    Ok(match live {
+        None => (desired, "created"),
+        Some(live) if super::diff::changes(&live, &predicted) => (live, "configured"),
+        Some(live) => (live, "unchanged"),
+    })
 }
 
 pub(super) fn finish(failed: usize, total: usize) -> Result<(), CtlError> {
@@ -164,7 +197,7 @@ async fn apply_one(client: &mut Client, desired: Object) -> Result<(Object, &'st
 
 /// The object to send: the manifest, plus what others own on the current
 /// object (see the module docs), guarded by the current resourceVersion.
-fn merge(current: &Object, mut desired: Object) -> Object {
+pub(super) fn merge(current: &Object, mut desired: Object) -> Object {
     let current_meta = current.metadata().cloned().unwrap_or_default();
     let previously_applied = current_meta
         .annotations

@@ -14,6 +14,7 @@ mod cp;
 mod delete;
 mod describe;
 mod describe_workload;
+mod diff;
 mod drain;
 mod edit;
 mod exec;
@@ -49,6 +50,7 @@ pub async fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), CtlError> {
         Command::Run(args) => generate::run(&mut client, &args, namespace.as_deref(), io).await,
         Command::Apply(args) => apply::apply(&mut client, &args, namespace.as_deref(), io).await,
         Command::Replace(args) => replace::run(&mut client, &args, namespace.as_deref(), io).await,
+        Command::Diff(args) => diff::run(&mut client, &args, namespace.as_deref(), io).await,
         Command::Get(args) => get::run(&mut client, &args, namespace.as_deref(), io).await,
         Command::Describe(args) => describe::run(&mut client, &args, namespace.as_deref(), io).await,
         Command::Delete(args) => delete::run(&mut client, &args, namespace.as_deref(), io).await,
