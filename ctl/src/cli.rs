@@ -94,6 +94,12 @@ pub enum Command {
         #[command(subcommand)]
         command: ClusterCommand,
     },
+    /// The fields of a kind, or of one of its fields: KIND[.FIELD.PATH]
+    /// (pods.spec.containers).
+    Explain {
+        /// KIND or KIND.FIELD.PATH.
+        path: String,
+    },
 }
 
 #[derive(Args, Debug)]

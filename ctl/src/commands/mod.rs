@@ -18,6 +18,7 @@ mod diff;
 mod drain;
 mod edit;
 mod exec;
+mod explain;
 mod follow;
 mod generate;
 mod get;
@@ -77,6 +78,7 @@ pub async fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), CtlError> {
         Command::ApiResources => get::api_resources(io),
         Command::Wait(args) => wait::run(&mut client, &args, namespace.as_deref(), io).await,
         Command::Rollout { command } => rollout(&mut client, command, namespace.as_deref(), io).await,
+        Command::Explain { path } => explain::run(&path, io),
     }
 }
 
