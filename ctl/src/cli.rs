@@ -22,6 +22,23 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+
+    /// Where `server` came from (set by [`crate::execute`] from clap's
+    /// matches; `ctl config view` shows it).
+    #[arg(skip)]
+    pub server_source: ServerSource,
+}
+
+/// Where the masters' addresses came from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ServerSource {
+    /// `--server`.
+    Flag,
+    /// `$BOSUN_SERVER`.
+    Env,
+    /// Neither: 127.0.0.1:7420.
+    #[default]
+    Default,
 }
 
 #[derive(Subcommand, Debug)]
@@ -100,6 +117,22 @@ pub enum Command {
         /// KIND or KIND.FIELD.PATH.
         path: String,
     },
+    /// A shell completion script: `source <(ctl completion bash)`.
+    Completion {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// ctl's settings: `config view`.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// The masters ctl talks to, where that came from, and the namespace.
+    View,
 }
 
 #[derive(Args, Debug)]

@@ -15,7 +15,7 @@
 
 use std::io::{Read, Write};
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 pub mod cli;
 pub mod commands;
@@ -156,8 +156,18 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     let args = std::iter::once(std::ffi::OsString::from("ctl")).chain(args.into_iter().map(Into::into));
-    let cli = match Cli::try_parse_from(args) {
-        Ok(cli) => cli,
+    let parsed = Cli::command()
+        .try_get_matches_from(args)
+        .and_then(|matches| Ok((Cli::from_arg_matches(&matches)?, matches)));
+    let cli = match parsed {
+        Ok((mut cli, matches)) => {
+            cli.server_source = match matches.value_source("server") {
+                Some(clap::parser::ValueSource::CommandLine) => cli::ServerSource::Flag,
+                Some(clap::parser::ValueSource::EnvVariable) => cli::ServerSource::Env,
+                _ => cli::ServerSource::Default,
+            };
+            cli
+        }
         Err(e)
             if matches!(
                 e.kind(),

@@ -460,6 +460,39 @@ async fn apply_dry_run_and_diff_tell_what_apply_would_do() -> Result<()> {
     Ok(())
 }
 
+#[test]
+fn completion_scripts_and_config_view_need_no_master() -> Result<()> {
+    let run = |args: &[&str], env: Option<&str>| -> Result<String> {
+        let mut command = Command::new(bin_dir().join("ctl"));
+        command.args(args).env_remove("BOSUN_SERVER");
+        if let Some(servers) = env {
+            command.env("BOSUN_SERVER", servers);
+        }
+        let output = command.output()?;
+        ensure!(output.status.success(), "{args:?}: {output:?}");
+        Ok(String::from_utf8(output.stdout)?)
+    };
+    let bash = run(&["completion", "bash"], None)?;
+    ensure!(bash.contains("complete -F _ctl") && bash.contains("drain"), "{bash}");
+    let zsh = run(&["completion", "zsh"], None)?;
+    ensure!(zsh.starts_with("#compdef ctl"), "{zsh}");
+
+    ensure!(
+        run(&["config", "view"], None)? == "servers:\n- 127.0.0.1:7420\nserversFrom: default\nnamespace: default\n"
+    );
+    ensure!(
+        run(&["config", "view"], Some("10.0.0.1:7420,10.0.0.2:7420"))?
+            == "servers:\n- 10.0.0.1:7420\n- 10.0.0.2:7420\nserversFrom: env BOSUN_SERVER\nnamespace: default\n"
+    );
+    ensure!(
+        run(
+            &["--server", "m1:7420", "-n", "shop", "config", "view"],
+            Some("ignored:1")
+        )? == "servers:\n- m1:7420\nserversFrom: flag --server\nnamespace: shop\n"
+    );
+    Ok(())
+}
+
 const EVENTS: &str = "apiVersion: v1
 kind: Event
 metadata:

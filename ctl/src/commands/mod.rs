@@ -4,7 +4,7 @@
 use bosun_proto::api::{Deployment, GetRequest, ListRequest, Object, Pod, ReplicaSet};
 use bosun_proto::Kind;
 
-use crate::cli::{Cli, ClusterCommand, Command, RolloutCommand, SetCommand};
+use crate::cli::{Cli, ClusterCommand, Command, ConfigCommand, RolloutCommand, SetCommand};
 use crate::{Client, CtlError, Io};
 
 mod apply;
@@ -79,6 +79,13 @@ pub async fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), CtlError> {
         Command::Wait(args) => wait::run(&mut client, &args, namespace.as_deref(), io).await,
         Command::Rollout { command } => rollout(&mut client, command, namespace.as_deref(), io).await,
         Command::Explain { path } => explain::run(&path, io),
+        Command::Completion { shell } => {
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "ctl", io.stdout);
+            Ok(())
+        }
+        Command::Config {
+            command: ConfigCommand::View,
+        } => cluster::config_view(&cli.server, cli.server_source, namespace.as_deref(), io),
     }
 }
 
