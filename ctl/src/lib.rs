@@ -12,6 +12,7 @@
 //! - [`pod_template`], [`tabwriter`]: kubectl's text for pod templates and
 //!   its tab alignment, for `describe` and `rollout history`.
 //! - [`duration`]: Go-style durations for flags such as `--timeout 5m`.
+//! - [`suggest`]: kubectl's "unknown command ... Did you mean this?".
 
 use std::io::{Read, Write};
 
@@ -24,6 +25,7 @@ pub mod jsonpath;
 pub mod manifest;
 pub mod output;
 pub mod pod_template;
+pub mod suggest;
 pub mod tabwriter;
 
 pub use bosun_proto::client::Client;
@@ -155,9 +157,9 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    let args = std::iter::once(std::ffi::OsString::from("ctl")).chain(args.into_iter().map(Into::into));
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
     let parsed = Cli::command()
-        .try_get_matches_from(args)
+        .try_get_matches_from(std::iter::once("ctl".into()).chain(args.iter().cloned()))
         .and_then(|matches| Ok((Cli::from_arg_matches(&matches)?, matches)));
     let cli = match parsed {
         Ok((mut cli, matches)) => {
@@ -177,7 +179,16 @@ where
             write!(io.stdout, "{e}")?;
             return Ok(());
         }
-        Err(e) => return Err(CtlError::Usage(e.render().to_string().trim_end().to_string())),
+        Err(e) => {
+            let typed = (e.kind() == clap::error::ErrorKind::InvalidSubcommand)
+                .then(|| e.get(clap::error::ContextKind::InvalidSubcommand))
+                .flatten()
+                .map(|typed| typed.to_string());
+            let kubectls = typed.and_then(|typed| suggest::unknown_command(&Cli::command(), &args, &typed));
+            return Err(CtlError::Usage(
+                kubectls.unwrap_or_else(|| e.render().to_string().trim_end().to_string()),
+            ));
+        }
     };
     commands::run(cli, io).await
 }

@@ -238,6 +238,22 @@ fn the_ctl_binary_exits_non_zero_with_an_actionable_message() {
         .expect("run ctl");
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).starts_with("error: unknown kind \"widgets\""));
+
+    // Unknown commands: kubectl's words, and only near misses suggested.
+    for (args, expected) in [
+        (
+            &["gte", "pods"][..],
+            "error: unknown command \"gte\" for \"ctl\"\n\nDid you mean this?\n\tget\n",
+        ),
+        (&["foo"], "error: unknown command \"foo\" for \"ctl\"\n"),
+    ] {
+        let output = Command::new(bin_dir().join("ctl"))
+            .args(args)
+            .output()
+            .expect("run ctl");
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&output.stderr), expected, "{args:?}");
+    }
 }
 
 #[tokio::test]
