@@ -22,6 +22,23 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+
+    /// Where `server` came from (set by [`crate::execute`] from clap's
+    /// matches; `ctl config view` shows it).
+    #[arg(skip)]
+    pub server_source: ServerSource,
+}
+
+/// Where the masters' addresses came from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ServerSource {
+    /// `--server`.
+    Flag,
+    /// `$BOSUN_SERVER`.
+    Env,
+    /// Neither: 127.0.0.1:7420.
+    #[default]
+    Default,
 }
 
 #[derive(Subcommand, Debug)]
@@ -32,7 +49,13 @@ pub enum Command {
     /// Run an image in a new pod, labelled run=NAME.
     Run(RunArgs),
     /// Create objects, or update them to match the manifests.
-    Apply(FileArgs),
+    Apply(ApplyArgs),
+    /// Replace objects with the manifests, whole (--force: delete and
+    /// create them again).
+    Replace(ReplaceArgs),
+    /// Show what `apply -f` would change, as a unified diff (exit 1 when
+    /// there are differences).
+    Diff(FileArgs),
     /// List objects or show one.
     Get(GetArgs),
     /// Show an object in detail.
@@ -88,6 +111,28 @@ pub enum Command {
         #[command(subcommand)]
         command: ClusterCommand,
     },
+    /// The fields of a kind, or of one of its fields: KIND[.FIELD.PATH]
+    /// (pods.spec.containers).
+    Explain {
+        /// KIND or KIND.FIELD.PATH.
+        path: String,
+    },
+    /// A shell completion script: `source <(ctl completion bash)`.
+    Completion {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// ctl's settings: `config view`.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// The masters ctl talks to, where that came from, and the namespace.
+    View,
 }
 
 #[derive(Args, Debug)]
@@ -183,6 +228,35 @@ pub struct FileArgs {
     pub files: Vec<String>,
 }
 
+#[derive(Args, Debug)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub files: FileArgs,
+    /// "client": print what would be done and change nothing; "none"
+    /// (default) applies.
+    #[arg(
+        long,
+        default_value = "none",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "client"
+    )]
+    pub dry_run: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ReplaceArgs {
+    #[command(flatten)]
+    pub files: FileArgs,
+    /// Delete the objects and create them again (for changes an update
+    /// may not make).
+    #[arg(long)]
+    pub force: bool,
+    /// With --force: seconds a pod gets to stop (-1: its own).
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    pub grace_period: i64,
+}
+
 /// How `get` prints: `table` (default), `wide`, `yaml`, `json`, `name`, or
 /// `jsonpath=TEMPLATE` (see [`crate::jsonpath`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -261,6 +335,10 @@ pub struct GetArgs {
     /// Print only the changes, not the objects as they are now.
     #[arg(long)]
     pub watch_only: bool,
+    /// Tables (the default, wide and custom-columns) without their header
+    /// row.
+    #[arg(long)]
+    pub no_headers: bool,
 }
 
 #[derive(Args, Debug)]
@@ -455,12 +533,31 @@ pub struct DrainArgs {
     /// Carry on when a pod cannot be deleted.
     #[arg(long)]
     pub ignore_errors: bool,
-    /// Give up after this many seconds (0: wait as long as it takes).
-    #[arg(long, default_value_t = 0)]
-    pub timeout: u64,
-    /// Override the pods' grace periods.
-    #[arg(long)]
+    /// Give up after this long (5m, 90s; a bare number is seconds; 0: wait
+    /// as long as it takes).
+    #[arg(long, default_value = "0s", value_parser = parse_timeout)]
+    pub timeout: std::time::Duration,
+    /// Override the pods' grace periods (-1: each pod's own).
+    #[arg(long, allow_negative_numbers = true)]
     pub grace_period: Option<i64>,
+    /// Also delete pods that no controller owns (they will not come back).
+    #[arg(long)]
+    pub force: bool,
+    /// Also delete pods with emptyDir volumes (their data is lost).
+    #[arg(long, alias = "delete-local-data")]
+    pub delete_emptydir_data: bool,
+    /// Accepted for kubectl's sake: Bosun has no DaemonSets.
+    #[arg(long)]
+    pub ignore_daemonsets: bool,
+}
+
+/// kubectl's `--timeout` duration; a bare number of seconds as well, as
+/// `ctl drain --timeout 60` took before.
+fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
+    match text.parse::<u64>() {
+        Ok(seconds) => Ok(std::time::Duration::from_secs(seconds)),
+        Err(_) => crate::duration::parse(text),
+    }
 }
 
 #[derive(Args, Debug)]
@@ -477,7 +574,9 @@ pub struct LogsArgs {
     /// Most pods followed at once with -l -f.
     #[arg(long, default_value_t = 5)]
     pub max_log_requests: usize,
-    /// The container; needed when the pod has several.
+    /// The container (default: the one the pod's
+    /// kubectl.kubernetes.io/default-container annotation names, else the
+    /// first).
     #[arg(short = 'c', long)]
     pub container: Option<String>,
     /// Keep streaming new output.
@@ -516,7 +615,9 @@ pub struct ExecArgs {
     /// The pod (NAME or pod/NAME), or deploy/NAME or rs/NAME for one of
     /// their pods.
     pub pod: String,
-    /// The container; needed when the pod has several.
+    /// The container (default: the one the pod's
+    /// kubectl.kubernetes.io/default-container annotation names, else the
+    /// first).
     #[arg(short = 'c', long)]
     pub container: Option<String>,
     /// Pass stdin to the command.

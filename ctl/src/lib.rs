@@ -12,10 +12,11 @@
 //! - [`pod_template`], [`tabwriter`]: kubectl's text for pod templates and
 //!   its tab alignment, for `describe` and `rollout history`.
 //! - [`duration`]: Go-style durations for flags such as `--timeout 5m`.
+//! - [`suggest`]: kubectl's "unknown command ... Did you mean this?".
 
 use std::io::{Read, Write};
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 pub mod cli;
 pub mod commands;
@@ -24,6 +25,7 @@ pub mod jsonpath;
 pub mod manifest;
 pub mod output;
 pub mod pod_template;
+pub mod suggest;
 pub mod tabwriter;
 
 pub use bosun_proto::client::Client;
@@ -59,6 +61,18 @@ pub enum CtlError {
     Invalid(String),
     #[error("error: {failed} of {total} objects failed (see above)")]
     SomeFailed { failed: usize, total: usize },
+    /// `ctl drain` found pods it may not delete: one line per reason,
+    /// with the pods.
+    #[error("{}", problems.iter().map(|p| format!("error: cannot delete {p}")).collect::<Vec<_>>().join("\n"))]
+    DrainRefused { problems: Vec<String> },
+    /// `ctl apply` of an object whose last-applied record would pass the
+    /// annotation limit.
+    #[error("error: {kind} {name:?} is too big for apply: metadata.annotations[{annotation}] would be {bytes} bytes, over the {limit}-byte limit; use 'ctl create -f' or 'ctl replace -f' instead", annotation = commands::LAST_APPLIED, limit = commands::LAST_APPLIED_LIMIT)]
+    TooBigForApply { kind: String, name: String, bytes: usize },
+    /// `ctl diff` failed: the error, with kubectl's exit code for it (2,
+    /// as 1 means "there are differences").
+    #[error("{0}")]
+    DiffFailed(Box<CtlError>),
     #[error("error: cannot write output: {0}")]
     Output(#[from] std::io::Error),
     /// A remote command ended with this exit code (not an error message:
@@ -90,6 +104,23 @@ impl CtlError {
     /// succeed) rather than about reaching the cluster.
     pub fn is_per_object(&self) -> bool {
         matches!(self, CtlError::Api { code, .. } if *code != tonic::Code::Unavailable)
+            || matches!(self, CtlError::TooBigForApply { .. })
+    }
+
+    /// The exit code for this error: 2 for `ctl diff`'s (kubectl's), the
+    /// remote command's for [`CtlError::Exit`], else 1.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CtlError::DiffFailed(_) => 2,
+            CtlError::Exit(code) => u8::try_from(*code).unwrap_or(1),
+            _ => 1,
+        }
+    }
+
+    /// Whether the output's reader went away (`ctl get pods | head -1`):
+    /// not worth a message, as kubectl prints none.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, CtlError::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
     }
 
     /// The gRPC code, for API errors.
@@ -126,9 +157,19 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    let args = std::iter::once(std::ffi::OsString::from("ctl")).chain(args.into_iter().map(Into::into));
-    let cli = match Cli::try_parse_from(args) {
-        Ok(cli) => cli,
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    let parsed = Cli::command()
+        .try_get_matches_from(std::iter::once("ctl".into()).chain(args.iter().cloned()))
+        .and_then(|matches| Ok((Cli::from_arg_matches(&matches)?, matches)));
+    let cli = match parsed {
+        Ok((mut cli, matches)) => {
+            cli.server_source = match matches.value_source("server") {
+                Some(clap::parser::ValueSource::CommandLine) => cli::ServerSource::Flag,
+                Some(clap::parser::ValueSource::EnvVariable) => cli::ServerSource::Env,
+                _ => cli::ServerSource::Default,
+            };
+            cli
+        }
         Err(e)
             if matches!(
                 e.kind(),
@@ -138,7 +179,16 @@ where
             write!(io.stdout, "{e}")?;
             return Ok(());
         }
-        Err(e) => return Err(CtlError::Usage(e.render().to_string().trim_end().to_string())),
+        Err(e) => {
+            let typed = (e.kind() == clap::error::ErrorKind::InvalidSubcommand)
+                .then(|| e.get(clap::error::ContextKind::InvalidSubcommand))
+                .flatten()
+                .map(|typed| typed.to_string());
+            let kubectls = typed.and_then(|typed| suggest::unknown_command(&Cli::command(), &args, &typed));
+            return Err(CtlError::Usage(
+                kubectls.unwrap_or_else(|| e.render().to_string().trim_end().to_string()),
+            ));
+        }
     };
     commands::run(cli, io).await
 }

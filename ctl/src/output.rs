@@ -69,11 +69,14 @@ impl Table {
 
     /// The rows as text, after the header when `header`, with columns at
     /// least `widths` wide; `widths` grows to fit, so rows rendered later
-    /// with it line up with these (`ctl get --watch`).
+    /// with it line up with these (`ctl get --watch`). A header not shown
+    /// does not widen its columns (`--no-headers`, as kubectl).
     pub fn render_aligned(&self, widths: &mut Vec<usize>, header: bool) -> String {
         widths.resize(self.headers.len().max(widths.len()), 0);
-        for (width, cell) in widths.iter_mut().zip(&self.headers) {
-            *width = (*width).max(cell.len());
+        if header {
+            for (width, cell) in widths.iter_mut().zip(&self.headers) {
+                *width = (*width).max(cell.len());
+            }
         }
         for row in &self.rows {
             for (width, cell) in widths.iter_mut().zip(row) {
@@ -602,6 +605,22 @@ mod tests {
         let wider = Table::of(Kind::ConfigMap, &[config_map("a-much-much-longer-name")], false, false)
             .render_aligned(&mut widths, false);
         assert!(wider.starts_with("a-much-much-longer-name   0"), "{wider}");
+    }
+
+    #[test]
+    fn a_table_without_headers_is_as_wide_as_its_rows() {
+        let object: Object = api::ConfigMap {
+            metadata: Some(api::ObjectMeta {
+                name: "a".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+        .into();
+        let text = Table::of(Kind::ConfigMap, &[object], false, false).render_aligned(&mut Vec::new(), false);
+        // NAME and DATA would make the columns 4 wide.
+        assert!(text.starts_with("a   0   "), "{text:?}");
+        assert_eq!(text.lines().count(), 1, "{text:?}");
     }
 
     #[test]

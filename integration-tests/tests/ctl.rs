@@ -86,6 +86,16 @@ async fn create_get_apply_describe_and_delete_work_like_kubectl() -> Result<()> 
     assert_eq!(secret["type"], "Opaque");
     let out = ctl(&servers, &["get", "pods"], "").await;
     assert_eq!(out.stderr, "No resources found in default namespace.\n");
+    for format in ["yaml", "json", "name"] {
+        let out = ctl(&servers, &["get", "pods", "missing", "-o", format], "").await;
+        assert_eq!(out.stdout, "", "only the error, no empty List: {out:?}");
+        assert!(
+            out.stderr
+                .starts_with("Error from server (NotFound): pods \"missing\" in namespace \"default\" not found"),
+            "{out:?}"
+        );
+        assert!(!out.ok(), "{out:?}");
+    }
 
     // apply: unchanged, then configured, with a label set by someone else kept.
     let out = ctl(&servers, &["apply", "-f", "-"], MANIFESTS).await;
@@ -232,6 +242,275 @@ fn the_ctl_binary_exits_non_zero_with_an_actionable_message() {
         .expect("run ctl");
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).starts_with("error: unknown kind \"widgets\""));
+
+    // Unknown commands: kubectl's words, and only near misses suggested.
+    for (args, expected) in [
+        (
+            &["gte", "pods"][..],
+            "error: unknown command \"gte\" for \"ctl\"\n\nDid you mean this?\n\tget\n",
+        ),
+        (&["foo"], "error: unknown command \"foo\" for \"ctl\"\n"),
+    ] {
+        let output = Command::new(bin_dir().join("ctl"))
+            .args(args)
+            .output()
+            .expect("run ctl");
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&output.stderr), expected, "{args:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_reader_that_stops_early_ends_ctl_quietly() -> Result<()> {
+    use std::io::BufRead;
+    let cluster = MasterCluster::start(1, &[]).await?;
+    let servers = cluster.addrs();
+    // Output well over a pipe's buffer (64 KiB), so ctl is still writing
+    // when the reader goes.
+    let data: String = (0..100).map(|i| format!("  k{i}: {}\n", "x".repeat(2000))).collect();
+    let yaml = format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: big}}\ndata:\n{data}");
+    let out = ctl(&servers, &["create", "-f", "-"], &yaml).await;
+    ensure!(out.ok(), "{out:?}");
+
+    let mut child = Command::new(bin_dir().join("ctl"))
+        .args(["--server", &servers.join(","), "get", "cm", "big", "-o", "yaml"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let mut reader = std::io::BufReader::new(child.stdout.take().context("stdout")?);
+    let mut first = String::new();
+    reader.read_line(&mut first)?;
+    ensure!(first == "apiVersion: v1\n", "{first:?}");
+    drop(reader);
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await??;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    ensure!(stderr.is_empty(), "no message for a closed pipe: {stderr}");
+    ensure!(
+        output.status.code() == Some(141),
+        "the shell's code for SIGPIPE, as kubectl: {:?}",
+        output.status
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn logs_and_exec_default_to_the_annotated_or_first_container() -> Result<()> {
+    let cluster = MasterCluster::start(1, &[]).await?;
+    let servers = cluster.addrs();
+    // No nodes: the pods stay unbound, and the streams fail after the
+    // container is chosen.
+    let pods = "apiVersion: v1\nkind: Pod\nmetadata: {name: two}\nspec:\n  containers: [{name: web, image: busybox}, {name: probe, image: busybox}]\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: chosen\n  annotations: {kubectl.kubernetes.io/default-container: probe}\nspec:\n  containers: [{name: web, image: busybox}, {name: probe, image: busybox}]\n";
+    let out = ctl(&servers, &["create", "-f", "-"], pods).await;
+    ensure!(out.ok(), "{out:?}");
+    for command in [&["logs", "two"][..], &["exec", "two", "--", "true"]] {
+        let out = ctl(&servers, command, "").await;
+        ensure!(
+            out.stderr
+                .starts_with("Defaulted container \"web\" out of: web, probe\n"),
+            "{command:?}: {out:?}"
+        );
+    }
+    for command in [
+        &["logs", "chosen"][..],
+        &["logs", "two", "-c", "probe"],
+        &["exec", "chosen", "--", "true"],
+    ] {
+        let out = ctl(&servers, command, "").await;
+        ensure!(!out.stderr.contains("Defaulted"), "{command:?}: {out:?}");
+    }
+    Ok(())
+}
+
+fn config_map_with(name: &str, color: &str) -> String {
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\ndata: {{color: {color}}}\n")
+}
+
+#[tokio::test]
+async fn replace_puts_the_whole_object_and_apply_refuses_one_too_big_for_its_record() -> Result<()> {
+    let cluster = MasterCluster::start(1, &[]).await?;
+    let servers = cluster.addrs();
+    let out = ctl(&servers, &["replace", "-f", "-"], &config_map_with("rep", "blue")).await;
+    ensure!(
+        out.stderr
+            .starts_with("Error from server (NotFound): configmaps \"rep\""),
+        "replace creates nothing: {out:?}"
+    );
+    ensure!(!out.ok(), "{out:?}");
+
+    let labelled = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: rep, labels: {old: x}}\ndata: {color: blue}\n";
+    let out = ctl(&servers, &["create", "-f", "-"], labelled).await;
+    ensure!(out.ok(), "{out:?}");
+    let out = ctl(&servers, &["replace", "-f", "-"], &config_map_with("rep", "red")).await;
+    ensure!(out.stdout == "configmap/rep replaced\n", "{out:?}");
+    let out = ctl(&servers, &["get", "cm", "rep", "-o", "json"], "").await;
+    let stored: serde_json::Value = serde_json::from_str(&out.stdout)?;
+    ensure!(stored["data"]["color"] == "red", "{stored}");
+    ensure!(
+        stored["metadata"].get("labels").is_none(),
+        "the whole object is replaced: {stored}"
+    );
+    let uid = stored["metadata"]["uid"].clone();
+
+    let stale =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: rep, resourceVersion: \"1\"}\ndata: {color: green}\n";
+    let out = ctl(&servers, &["replace", "-f", "-"], stale).await;
+    ensure!(out.stderr.starts_with("Error from server (Conflict)"), "{out:?}");
+
+    let out = ctl(
+        &servers,
+        &["replace", "--force", "-f", "-"],
+        &config_map_with("rep", "green"),
+    )
+    .await;
+    ensure!(
+        out.stdout == "configmap \"rep\" deleted\nconfigmap/rep replaced\n",
+        "{out:?}"
+    );
+    let out = ctl(&servers, &["get", "cm", "rep", "-o", "json"], "").await;
+    let stored: serde_json::Value = serde_json::from_str(&out.stdout)?;
+    ensure!(
+        stored["data"]["color"] == "green" && stored["metadata"]["uid"] != uid,
+        "{stored}"
+    );
+
+    // The last-applied record of this one would pass 262144 bytes.
+    let big = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: big}}\ndata: {{blob: {}}}\n",
+        "x".repeat(270_000)
+    );
+    let out = ctl(&servers, &["apply", "-f", "-"], &big).await;
+    ensure!(
+        out.stderr.starts_with(
+            "error: ConfigMap \"big\" is too big for apply: metadata.annotations[bosun.io/last-applied-configuration] would be 27"
+        ) && out.stderr.ends_with(
+            " bytes, over the 262144-byte limit; use 'ctl create -f' or 'ctl replace -f' instead\n"
+        ),
+        "{out:?}"
+    );
+    ensure!(!out.ok(), "{out:?}");
+    let out = ctl(&servers, &["get", "cm", "big", "-o", "name"], "").await;
+    ensure!(out.stdout.is_empty(), "nothing was written: {out:?}");
+    let out = ctl(&servers, &["create", "-f", "-"], &big).await;
+    ensure!(out.ok(), "{out:?}");
+    let out = ctl(&servers, &["replace", "-f", "-"], &big).await;
+    ensure!(out.stdout == "configmap/big replaced\n", "{out:?}");
+    Ok(())
+}
+
+const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80, targetPort: 8080}]\n";
+
+#[tokio::test]
+async fn apply_dry_run_and_diff_tell_what_apply_would_do() -> Result<()> {
+    let cluster = MasterCluster::start(1, &[]).await?;
+    let servers = cluster.addrs();
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("app.yaml");
+    let file_arg = file.display().to_string();
+    let blue = format!("{}---\n{SERVICE}", config_map_with("dry", "blue"));
+    std::fs::write(&file, &blue)?;
+
+    let out = ctl(&servers, &["apply", "--dry-run=client", "-f", &file_arg], "").await;
+    ensure!(
+        out.stdout == "configmap/dry created (dry run)\nservice/web created (dry run)\n",
+        "{out:?}"
+    );
+    let out = ctl(&servers, &["get", "cm,svc", "-o", "name"], "").await;
+    ensure!(
+        !out.stdout.contains("dry") && !out.stdout.contains("service/web"),
+        "nothing written: {out:?}"
+    );
+    let diff = Command::new(bin_dir().join("ctl"))
+        .args(["--server", &servers.join(","), "diff", "-f", &file_arg])
+        .output()?;
+    ensure!(diff.status.code() == Some(1), "new objects differ: {diff:?}");
+    ensure!(
+        String::from_utf8_lossy(&diff.stdout).contains("+++ MERGED/v1.ConfigMap.default.dry\n"),
+        "{diff:?}"
+    );
+
+    let out = ctl(&servers, &["apply", "-f", &file_arg], "").await;
+    ensure!(out.ok(), "{out:?}");
+    // The masters filled in the Service's defaults (clusterIP, protocol):
+    // they are not differences.
+    let out = ctl(&servers, &["apply", "--dry-run=client", "-f", &file_arg], "").await;
+    ensure!(
+        out.stdout == "configmap/dry unchanged (dry run)\nservice/web unchanged (dry run)\n",
+        "{out:?}"
+    );
+    let out = ctl(&servers, &["diff", "-f", &file_arg], "").await;
+    ensure!(
+        out.ok() && out.stdout.is_empty(),
+        "no diff for an unchanged manifest: {out:?}"
+    );
+
+    std::fs::write(&file, blue.replace("color: blue", "color: red"))?;
+    let out = ctl(&servers, &["apply", "--dry-run", "-f", &file_arg], "").await;
+    ensure!(
+        out.stdout == "configmap/dry configured (dry run)\nservice/web unchanged (dry run)\n",
+        "{out:?}"
+    );
+    let diff = Command::new(bin_dir().join("ctl"))
+        .args(["--server", &servers.join(","), "diff", "-f", &file_arg])
+        .output()?;
+    let text = String::from_utf8_lossy(&diff.stdout);
+    ensure!(diff.status.code() == Some(1), "{diff:?}");
+    ensure!(
+        text.starts_with("diff -u -N LIVE/v1.ConfigMap.default.dry MERGED/v1.ConfigMap.default.dry\n")
+            && text.contains("\n-  color: blue\n+  color: red\n")
+            && !text.contains("Service"),
+        "{text}"
+    );
+    let out = ctl(&servers, &["get", "cm", "dry", "-o", "jsonpath={.data.color}"], "").await;
+    ensure!(out.stdout == "blue", "dry runs and diffs write nothing: {out:?}");
+
+    let failed = Command::new(bin_dir().join("ctl"))
+        .args(["--server", &servers.join(","), "diff", "-f", "/nonexistent.yaml"])
+        .output()?;
+    ensure!(
+        failed.status.code() == Some(2),
+        "an error is exit 2, as kubectl: {failed:?}"
+    );
+    let out = ctl(&servers, &["apply", "--dry-run=server", "-f", &file_arg], "").await;
+    ensure!(
+        out.error
+            .as_deref()
+            .is_some_and(|e| e.contains("--dry-run=server is not supported")),
+        "{out:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn completion_scripts_and_config_view_need_no_master() -> Result<()> {
+    let run = |args: &[&str], env: Option<&str>| -> Result<String> {
+        let mut command = Command::new(bin_dir().join("ctl"));
+        command.args(args).env_remove("BOSUN_SERVER");
+        if let Some(servers) = env {
+            command.env("BOSUN_SERVER", servers);
+        }
+        let output = command.output()?;
+        ensure!(output.status.success(), "{args:?}: {output:?}");
+        Ok(String::from_utf8(output.stdout)?)
+    };
+    let bash = run(&["completion", "bash"], None)?;
+    ensure!(bash.contains("complete -F _ctl") && bash.contains("drain"), "{bash}");
+    let zsh = run(&["completion", "zsh"], None)?;
+    ensure!(zsh.starts_with("#compdef ctl"), "{zsh}");
+
+    ensure!(
+        run(&["config", "view"], None)? == "servers:\n- 127.0.0.1:7420\nserversFrom: default\nnamespace: default\n"
+    );
+    ensure!(
+        run(&["config", "view"], Some("10.0.0.1:7420,10.0.0.2:7420"))?
+            == "servers:\n- 10.0.0.1:7420\n- 10.0.0.2:7420\nserversFrom: env BOSUN_SERVER\nnamespace: default\n"
+    );
+    ensure!(
+        run(
+            &["--server", "m1:7420", "-n", "shop", "config", "view"],
+            Some("ignored:1")
+        )? == "servers:\n- m1:7420\nserversFrom: flag --server\nnamespace: shop\n"
+    );
+    Ok(())
 }
 
 const EVENTS: &str = "apiVersion: v1
@@ -393,6 +672,38 @@ async fn get_watch_prints_the_objects_then_each_change() -> Result<()> {
     );
     let out = ctl(&servers, &["get", "cm", "missing", "-w"], "").await;
     ensure!(out.error.as_deref().is_some_and(|e| e.contains("not found")), "{out:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn no_headers_prints_only_the_rows_also_when_watching() -> Result<()> {
+    let cluster = MasterCluster::start(1, &[]).await?;
+    let servers = cluster.addrs();
+    let out = ctl(&servers, &["create", "-f", "-"], &config_map_yaml("plain")).await;
+    ensure!(out.ok(), "{out:?}");
+
+    let out = ctl(&servers, &["get", "cm", "--no-headers"], "").await;
+    ensure!(out.ok(), "{out:?}");
+    ensure!(
+        out.stdout.starts_with("plain   1   "),
+        "no header, columns as wide as the rows: {out:?}"
+    );
+    ensure!(out.stdout.lines().count() == 1, "{out:?}");
+    let out = ctl(
+        &servers,
+        &["get", "cm", "--no-headers", "-o", "custom-columns=NAME:.metadata.name"],
+        "",
+    )
+    .await;
+    ensure!(out.stdout == "plain\n", "{out:?}");
+
+    let mut watching = Watching::spawn(&servers, &["get", "cm", "-w", "--no-headers"])?;
+    let first = watching.line().await?;
+    ensure!(first.starts_with("plain "), "a row, not the header: {first}");
+    let out = ctl(&servers, &["create", "-f", "-"], &config_map_yaml("later")).await;
+    ensure!(out.ok(), "{out:?}");
+    let added = watching.line().await?;
+    ensure!(added.starts_with("later "), "{added}");
     Ok(())
 }
 

@@ -539,3 +539,141 @@ async fn delete_takes_kubectls_cascade_values() -> Result<()> {
     }
     Ok(())
 }
+
+/// A node no agent runs (its pods are never evicted: the masters wait an
+/// hour for it), a ReplicaSet's pod on it, and two pods of no controller,
+/// one with an emptyDir.
+const DRAIN_OBJECTS: &str = "apiVersion: v1
+kind: Node
+metadata: {name: n1}
+---
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata: {name: web}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      nodeName: n1
+      containers: [{name: web, image: busybox}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: bare}
+spec:
+  nodeName: n1
+  containers: [{name: c, image: busybox}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: cache}
+spec:
+  nodeName: n1
+  containers: [{name: c, image: busybox}]
+  volumes: [{name: scratch, emptyDir: {}}]
+";
+
+#[tokio::test]
+async fn drain_refuses_pods_no_controller_would_bring_back_unless_forced() -> Result<()> {
+    let cluster = MasterCluster::start(1, &["--node-grace-seconds", "3600", "--pod-eviction-seconds", "3600"]).await?;
+    let servers = cluster.addrs();
+    create(&servers, DRAIN_OBJECTS).await?;
+    let on_node = || {
+        let servers = servers.clone();
+        async move {
+            let out = ctl(
+                &servers,
+                &[
+                    "get",
+                    "pods",
+                    "--field-selector",
+                    "spec.nodeName=n1",
+                    "-o",
+                    "jsonpath={range .items[*]}{.metadata.name} {.metadata.uid}{\"\\n\"}{end}",
+                ],
+                "",
+            )
+            .await;
+            ensure!(out.ok(), "{out:?}");
+            Ok(out.stdout)
+        }
+    };
+    let before = wait_until(Duration::from_secs(20), "the ReplicaSet's pod", || async {
+        let pods = on_node().await?;
+        Ok((pods.lines().count() == 3).then_some(pods))
+    })
+    .await?;
+    let replicated = before
+        .lines()
+        .find(|line| line.starts_with("web-"))
+        .map(String::from)
+        .unwrap_or_default();
+    ensure!(!replicated.is_empty(), "{before}");
+
+    // Refused: the node is cordoned, nothing is deleted.
+    let out = ctl(&servers, &["drain", "n1"], "").await;
+    ensure!(out.stdout == "node/n1 cordoned\n", "{out:?}");
+    ensure!(
+        out.error.as_deref()
+            == Some(
+                "error: cannot delete Pods with local storage (use --delete-emptydir-data to override): default/cache\n\
+                 error: cannot delete Pods declare no controller (use --force to override): default/bare"
+            ),
+        "{out:?}"
+    );
+    let out = ctl(
+        &servers,
+        &["get", "node", "n1", "-o", "jsonpath={.spec.unschedulable}"],
+        "",
+    )
+    .await;
+    ensure!(out.stdout == "true", "{out:?}");
+    let out = ctl(&servers, &["drain", "n1", "--force", "--ignore-daemonsets"], "").await;
+    ensure!(
+        out.error.as_deref()
+            == Some(
+                "error: cannot delete Pods with local storage (use --delete-emptydir-data to override): default/cache"
+            ),
+        "{out:?}"
+    );
+    ensure!(on_node().await? == before, "nothing is deleted when drain refuses");
+
+    // Forced: every pod goes; the ReplicaSet's replacement is not waited for.
+    let out = ctl(
+        &servers,
+        &[
+            "drain",
+            "n1",
+            "--force",
+            "--delete-emptydir-data",
+            "--ignore-daemonsets",
+            "--grace-period",
+            "0",
+            "--timeout",
+            "30s",
+        ],
+        "",
+    )
+    .await;
+    ensure!(out.ok(), "{out:?}");
+    ensure!(
+        out.stderr
+            == "Warning: deleting Pods with local storage: default/cache; deleting Pods that declare no controller: default/bare, default/cache\n",
+        "{out:?}"
+    );
+    ensure!(
+        out.stdout.starts_with("node/n1 already cordoned\n") && out.stdout.ends_with("node/n1 drained\n"),
+        "{out:?}"
+    );
+    for pod in ["default/bare", "default/cache", "default/web-"] {
+        ensure!(out.stdout.contains(&format!("evicting pod {pod}")), "{pod}: {out:?}");
+    }
+    let after = on_node().await?;
+    ensure!(
+        !after.contains("bare ") && !after.contains("cache ") && !after.contains(&replicated),
+        "{after}"
+    );
+    Ok(())
+}

@@ -144,7 +144,7 @@ async fn cordon_and_drain_move_pods_off_a_node() -> Result<()> {
     assert_eq!(node_of(&second), other, "a cordoned node takes no new pods");
 
     // Draining the other node too leaves nowhere to go.
-    let out = ctl(&servers, &["drain", other, "--timeout", "60"], "").await;
+    let out = ctl(&servers, &["drain", other, "--force", "--timeout", "60"], "").await;
     assert!(
         out.ok() && out.stdout.contains(&format!("node/{other} drained")),
         "{out:?}"

@@ -3,6 +3,13 @@
 
 use std::process::ExitCode;
 
+/// The exit code when the reader of stdout went away: the shell's code
+/// for a process ended by SIGPIPE (128 + 13), which is how kubectl ends
+/// (Go's runtime dies of SIGPIPE on a write to a closed stdout). Rust
+/// ignores SIGPIPE, so the write fails with EPIPE instead and ctl exits
+/// quietly with the same code.
+const BROKEN_PIPE: u8 = 128 + 13;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let (mut stdin, mut stdout, mut stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
@@ -13,10 +20,11 @@ async fn main() -> ExitCode {
     };
     match bosun_ctl::execute(std::env::args_os().skip(1), &mut io).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(bosun_ctl::CtlError::Exit(code)) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e @ bosun_ctl::CtlError::Exit(_)) => ExitCode::from(e.exit_code()),
+        Err(e) if e.is_broken_pipe() => ExitCode::from(BROKEN_PIPE),
         Err(e) => {
             eprintln!("{e}");
-            ExitCode::FAILURE
+            ExitCode::from(e.exit_code())
         }
     }
 }

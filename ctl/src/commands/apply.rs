@@ -5,7 +5,12 @@
 //! `bosun.io/last-applied-configuration` annotation, so labels and
 //! annotations added by others survive an apply while ones removed from the
 //! manifest are removed; ownerReferences and finalizers set by controllers
-//! are kept.
+//! are kept. The record is limited to [`LAST_APPLIED_LIMIT`] bytes, as
+//! Kubernetes limits an object's annotations; bigger objects are for
+//! `create` and `replace`.
+//!
+//! `apply --dry-run=client` reads and sends nothing but says what apply
+//! would do, deciding "unchanged" as `ctl diff` does ([`super::diff`]).
 
 use std::collections::{HashMap, HashSet};
 
@@ -13,16 +18,19 @@ use bosun_proto::api::{CreateRequest, Object, UpdateRequest};
 use bosun_proto::codec;
 
 use super::{get_object, per_object, set_namespace};
-use crate::cli::FileArgs;
+use crate::cli::{ApplyArgs, FileArgs};
 use crate::manifest::{self, Manifest};
 use crate::output::object_name;
 use crate::{Client, CtlError, Io};
 
 pub const LAST_APPLIED: &str = "bosun.io/last-applied-configuration";
+/// The most bytes the last-applied record may have: Kubernetes' limit on
+/// all of an object's annotations (256 KiB), which kubectl's apply meets.
+pub const LAST_APPLIED_LIMIT: usize = 262_144;
 /// Attempts when another writer changes the object between get and update.
 const APPLY_ATTEMPTS: usize = 5;
 
-fn read(args: &FileArgs, namespace: Option<&str>, io: &mut Io<'_>) -> Result<Vec<Manifest>, CtlError> {
+pub(super) fn read(args: &FileArgs, namespace: Option<&str>, io: &mut Io<'_>) -> Result<Vec<Manifest>, CtlError> {
     let mut manifests = manifest::read_all(&args.files, io.stdin)?;
     for m in &mut manifests {
         set_namespace(&mut m.object, namespace)?;
@@ -80,26 +88,56 @@ pub async fn create(
 }
 
 /// # Errors
-/// As [`create`].
+/// As [`create`]; `--dry-run=server` (not yet served by the masters).
 pub async fn apply(
     client: &mut Client,
-    args: &FileArgs,
+    args: &ApplyArgs,
     namespace: Option<&str>,
     io: &mut Io<'_>,
 ) -> Result<(), CtlError> {
-    let manifests = read(args, namespace, io)?;
+    let dry_run = match args.dry_run.as_str() {
+        "none" => false,
+        "client" => true,
+        "server" => {
+            return Err(CtlError::Invalid(
+                "--dry-run=server is not supported yet; use --dry-run=client".into(),
+            ))
+        }
+        other => {
+            return Err(CtlError::Invalid(format!(
+                "Invalid dry-run value ({other}). Must be \"none\", \"server\", or \"client\"."
+            )))
+        }
+    };
+    let manifests = read(&args.files, namespace, io)?;
     let total = manifests.len();
     let mut failed = 0;
     for m in manifests {
-        match apply_one(client, m.object).await {
-            Ok((object, verb)) => writeln!(io.stdout, "{} {verb}", object_name(&object))?,
+        let result = if dry_run {
+            preview_one(client, m.object).await
+        } else {
+            apply_one(client, m.object).await
+        };
+        let suffix = if dry_run { " (dry run)" } else { "" };
+        match result {
+            Ok((object, verb)) => writeln!(io.stdout, "{} {verb}{suffix}", object_name(&object))?,
             Err(e) => per_object(io, e, &mut failed)?,
         }
     }
     finish(failed, total)
 }
 
-fn finish(failed: usize, total: usize) -> Result<(), CtlError> {
+/// What [`apply_one`] would do, without writing.
+async fn preview_one(client: &mut Client, desired: Object) -> Result<(Object, &'static str), CtlError> {
+    let (live, predicted) = super::diff::preview(client, desired.clone()).await?;
+    Ok(match live {
+        None => (desired, "created"),
+        Some(live) if super::diff::changes(&live, &predicted) => (live, "configured"),
+        Some(live) => (live, "unchanged"),
+    })
+}
+
+pub(super) fn finish(failed: usize, total: usize) -> Result<(), CtlError> {
     if failed > 0 {
         Err(CtlError::SomeFailed { failed, total })
     } else {
@@ -107,13 +145,30 @@ fn finish(failed: usize, total: usize) -> Result<(), CtlError> {
     }
 }
 
-async fn apply_one(client: &mut Client, mut desired: Object) -> Result<(Object, &'static str), CtlError> {
+/// `desired` with its last-applied record.
+///
+/// # Errors
+/// [`CtlError::TooBigForApply`] when the record would pass
+/// [`LAST_APPLIED_LIMIT`].
+pub(super) fn with_record(mut desired: Object) -> Result<Object, CtlError> {
     let record = codec::to_json_compact(&desired);
+    if record.len() > LAST_APPLIED_LIMIT {
+        return Err(CtlError::TooBigForApply {
+            kind: desired.kind().map_or("object", |k| k.name()).to_string(),
+            name: desired.name().to_string(),
+            bytes: record.len(),
+        });
+    }
     desired
         .metadata_mut()
         .expect("manifests hold an object")
         .annotations
         .insert(LAST_APPLIED.to_string(), record);
+    Ok(desired)
+}
+
+async fn apply_one(client: &mut Client, desired: Object) -> Result<(Object, &'static str), CtlError> {
+    let desired = with_record(desired)?;
     let kind = desired.kind().expect("manifests hold an object");
     let namespace = desired.namespace().to_string();
     let name = desired.name().to_string();
@@ -144,7 +199,7 @@ async fn apply_one(client: &mut Client, mut desired: Object) -> Result<(Object, 
 
 /// The object to send: the manifest, plus what others own on the current
 /// object (see the module docs), guarded by the current resourceVersion.
-fn merge(current: &Object, mut desired: Object) -> Object {
+pub(super) fn merge(current: &Object, mut desired: Object) -> Object {
     let current_meta = current.metadata().cloned().unwrap_or_default();
     let previously_applied = current_meta
         .annotations

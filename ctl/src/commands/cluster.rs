@@ -1,10 +1,36 @@
-//! `ctl cluster status`, `ctl cluster remove` and `ctl version`.
+//! `ctl cluster status`, `ctl cluster remove`, `ctl version` and `ctl
+//! config view`: about the masters and how ctl reaches them.
 
 use bosun_proto::api::{ClusterStatusRequest, RemoveMemberRequest};
 use serde_json::json;
 
-use crate::cli::StatusOutput;
+use crate::cli::{ServerSource, StatusOutput};
 use crate::{Client, CtlError, Io};
+
+/// `ctl config view`: the masters ctl uses, where that list came from,
+/// and the namespace, as a small YAML document.
+///
+/// # Errors
+/// A failed write.
+pub fn config_view(
+    servers: &[String],
+    source: ServerSource,
+    namespace: Option<&str>,
+    io: &mut Io<'_>,
+) -> Result<(), CtlError> {
+    let source = match source {
+        ServerSource::Flag => "flag --server",
+        ServerSource::Env => "env BOSUN_SERVER",
+        ServerSource::Default => "default",
+    };
+    let view = json!({
+        "servers": servers,
+        "serversFrom": source,
+        "namespace": namespace.unwrap_or("default"),
+    });
+    write!(io.stdout, "{}", serde_yaml::to_string(&view).unwrap_or_default())?;
+    Ok(())
+}
 
 /// `ctl version`: this ctl's version, then the answering master's (or
 /// why none answered: the client's version is printed either way).

@@ -10,6 +10,7 @@ use bosun_proto::api::{exec_request, exec_response, ExecRequest, ExecStart, Term
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::container::target_container;
 use super::{namespace_or_default, target_pod};
 use crate::cli::ExecArgs;
 use crate::{Client, CtlError, Io};
@@ -70,10 +71,12 @@ pub async fn run(client: &Client, args: &ExecArgs, namespace: Option<&str>, io: 
             Stdin::Bytes(data)
         }
     };
+    let name = target_pod(client, &namespace, &args.pod, io).await?;
+    let container = target_container(client, &namespace, &name, args.container.as_deref(), io).await?;
     let start = ExecStart {
-        name: target_pod(client, &namespace, &args.pod, io).await?,
+        name,
         namespace,
-        container: args.container.clone().unwrap_or_default(),
+        container,
         command: args.command.clone(),
         stdin: args.stdin,
         tty,

@@ -65,9 +65,21 @@ pub async fn run(
             json!({"apiVersion": "v1", "kind": "List", "items": all.iter().map(codec::object_to_value).collect::<Vec<Value>>()})
         }
     };
+    if all.is_empty() && failed > 0 {
+        // Every named object failed: the errors are the output, not an
+        // empty List as well (kubectl prints nothing else).
+        return Err(CtlError::SomeFailed {
+            failed,
+            total: requested,
+        });
+    }
     match &format {
         Format::JsonPath(template) => write!(io.stdout, "{}", template.render(&value()))?,
-        Format::Columns(columns) => write!(io.stdout, "{}", columns_table(columns, &all).render())?,
+        Format::Columns(columns) => write!(
+            io.stdout,
+            "{}",
+            columns_table(columns, &all).render_aligned(&mut Vec::new(), !args.no_headers)
+        )?,
         Format::Yaml => write!(io.stdout, "{}", serde_yaml::to_string(&value()).unwrap_or_default())?,
         Format::Json => writeln!(
             io.stdout,
@@ -105,7 +117,7 @@ pub async fn run(
                     &args.label_columns,
                     args.show_labels,
                 );
-                write!(io.stdout, "{}", table.render())?;
+                write!(io.stdout, "{}", table.render_aligned(&mut Vec::new(), !args.no_headers))?;
             }
         }
     }
@@ -315,7 +327,7 @@ async fn watch(
         label_columns: args.label_columns.clone(),
         show_labels: args.show_labels,
         widths: Vec::new(),
-        header_shown: false,
+        header_due: !args.no_headers,
     };
     if !args.watch_only {
         if objects.is_empty() && matches!(printer.format, Format::Table { .. }) {
@@ -341,7 +353,9 @@ struct WatchPrinter {
     label_columns: Vec<String>,
     show_labels: bool,
     widths: Vec<usize>,
-    header_shown: bool,
+    /// Whether the next table rows come after the header: the first
+    /// rows, unless `--no-headers`.
+    header_due: bool,
 }
 
 impl WatchPrinter {
@@ -359,9 +373,9 @@ impl WatchPrinter {
             _ => None,
         };
         if let Some(table) = table {
-            let text = table.render_aligned(&mut self.widths, !self.header_shown);
+            let text = table.render_aligned(&mut self.widths, self.header_due);
             write!(io.stdout, "{text}")?;
-            self.header_shown = true;
+            self.header_due = false;
         }
         for object in objects {
             match &self.format {

@@ -8,6 +8,7 @@ use bosun_proto::api::{LogChunk, LogsRequest, Pod};
 use bosun_proto::Kind;
 use futures::stream::{self, BoxStream, StreamExt};
 
+use super::container::{default_container, target_container};
 use super::{list_objects, namespace_or_default, target_pod};
 use crate::cli::LogsArgs;
 use crate::{Client, CtlError, Io};
@@ -17,8 +18,12 @@ use crate::{Client, CtlError, Io};
 pub async fn run(client: &Client, args: &LogsArgs, namespace: Option<&str>, io: &mut Io<'_>) -> Result<(), CtlError> {
     let namespace = namespace_or_default(namespace);
     let pods = match (&args.pod, &args.selector) {
-        (Some(pod), _) => vec![(target_pod(client, &namespace, pod, io).await?, None)],
-        (None, Some(selector)) => selected(client, &namespace, selector).await?,
+        (Some(pod), _) => {
+            let pod = target_pod(client, &namespace, pod, io).await?;
+            let container = target_container(client, &namespace, &pod, args.container.as_deref(), io).await?;
+            vec![(pod, container)]
+        }
+        (None, Some(selector)) => selected(client, &namespace, selector, args.container.as_deref(), io).await?,
         (None, None) => return Err(CtlError::Invalid("expected POD, TYPE/NAME or -l SELECTOR".into())),
     };
     if pods.is_empty() {
@@ -42,13 +47,12 @@ pub async fn run(client: &Client, args: &LogsArgs, namespace: Option<&str>, io: 
     let since_seconds = args
         .since
         .map(|d| i64::try_from(d.as_secs().max(1)).unwrap_or(i64::MAX));
-    let requests = pods.into_iter().map(|(name, first_container)| {
-        let container = args.container.clone().or(first_container).unwrap_or_default();
+    let requests = pods.into_iter().map(|(name, container)| {
         let prefix = args.prefix.then(|| format!("[pod/{name}/{container}] "));
         let request = LogsRequest {
             name,
             namespace: namespace.clone(),
-            container: args.container.clone().unwrap_or_default(),
+            container,
             follow: args.follow,
             tail_lines: args.tail,
             previous: args.previous,
@@ -111,21 +115,39 @@ fn emit(lines: &mut Lines, prefix: Option<&str>, data: &[u8], io: &mut Io<'_>) -
     Ok(())
 }
 
-/// The pods matching `selector`, by name, with their first container.
-async fn selected(client: &Client, namespace: &str, selector: &str) -> Result<Vec<(String, Option<String>)>, CtlError> {
+/// The pods matching `selector`, by name, each with the container to
+/// read: `flag` (`-c`), else its default one (noted on stderr as for one
+/// pod, see [`default_container`]).
+async fn selected(
+    client: &Client,
+    namespace: &str,
+    selector: &str,
+    flag: Option<&str>,
+    io: &mut Io<'_>,
+) -> Result<Vec<(String, String)>, CtlError> {
     let mut client = client.clone();
-    let mut pods: Vec<(String, Option<String>)> = list_objects(&mut client, Kind::Pod, namespace, selector, "")
+    let mut pods: Vec<Pod> = list_objects(&mut client, Kind::Pod, namespace, selector, "")
         .await?
         .into_iter()
         .filter_map(|o| Pod::try_from(o).ok())
-        .map(|pod| {
-            let name = pod.metadata.as_ref().map(|m| m.name.clone()).unwrap_or_default();
-            let first = pod.spec.and_then(|s| s.containers.into_iter().next()).map(|c| c.name);
-            (name, first)
-        })
         .collect();
-    pods.sort();
-    Ok(pods)
+    pods.sort_by_key(|pod| pod.metadata.as_ref().map(|m| m.name.clone()));
+    let mut chosen = Vec::new();
+    for pod in pods {
+        let name = pod.metadata.as_ref().map(|m| m.name.clone()).unwrap_or_default();
+        let container = match flag {
+            Some(flag) => flag.to_string(),
+            None => {
+                let choice = default_container(&pod)?;
+                if let Some(notice) = choice.notice {
+                    writeln!(io.stderr, "{notice}")?;
+                }
+                choice.name
+            }
+        };
+        chosen.push((name, container));
+    }
+    Ok(chosen)
 }
 
 /// Splits the output of several prefixed streams into whole lines, so a

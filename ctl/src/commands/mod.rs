@@ -4,17 +4,21 @@
 use bosun_proto::api::{Deployment, GetRequest, ListRequest, Object, Pod, ReplicaSet};
 use bosun_proto::Kind;
 
-use crate::cli::{Cli, ClusterCommand, Command, RolloutCommand, SetCommand};
+use crate::cli::{Cli, ClusterCommand, Command, ConfigCommand, RolloutCommand, SetCommand};
 use crate::{Client, CtlError, Io};
 
 mod apply;
 mod cluster;
+mod container;
 mod cp;
 mod delete;
 mod describe;
 mod describe_workload;
+mod diff;
+mod drain;
 mod edit;
 mod exec;
+mod explain;
 mod follow;
 mod generate;
 mod get;
@@ -22,6 +26,7 @@ mod label;
 mod logs;
 mod node;
 mod patch;
+mod replace;
 mod rollout;
 mod rollout_status;
 mod scale;
@@ -29,7 +34,7 @@ mod set_image;
 mod wait;
 mod workload;
 
-pub(crate) use apply::LAST_APPLIED;
+pub(crate) use apply::{LAST_APPLIED, LAST_APPLIED_LIMIT};
 
 /// Runs a parsed command line.
 ///
@@ -45,12 +50,14 @@ pub async fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), CtlError> {
         },
         Command::Run(args) => generate::run(&mut client, &args, namespace.as_deref(), io).await,
         Command::Apply(args) => apply::apply(&mut client, &args, namespace.as_deref(), io).await,
+        Command::Replace(args) => replace::run(&mut client, &args, namespace.as_deref(), io).await,
+        Command::Diff(args) => diff::run(&mut client, &args, namespace.as_deref(), io).await,
         Command::Get(args) => get::run(&mut client, &args, namespace.as_deref(), io).await,
         Command::Describe(args) => describe::run(&mut client, &args, namespace.as_deref(), io).await,
         Command::Delete(args) => delete::run(&mut client, &args, namespace.as_deref(), io).await,
         Command::Cordon { node } => node::set_cordon(&client, &node, true, io).await,
         Command::Uncordon { node } => node::set_cordon(&client, &node, false, io).await,
-        Command::Drain(args) => node::drain(&client, &args, io).await,
+        Command::Drain(args) => drain::drain(&client, &args, io).await,
         Command::Logs(args) => logs::run(&client, &args, namespace.as_deref(), io).await,
         Command::Cp(args) => cp::run(&client, &args, namespace.as_deref(), io).await,
         Command::Exec(args) => exec::run(&client, &args, namespace.as_deref(), io).await,
@@ -74,6 +81,14 @@ pub async fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), CtlError> {
         Command::ApiResources => get::api_resources(io),
         Command::Wait(args) => wait::run(&mut client, &args, namespace.as_deref(), io).await,
         Command::Rollout { command } => rollout(&mut client, command, namespace.as_deref(), io).await,
+        Command::Explain { path } => explain::run(&path, io),
+        Command::Completion { shell } => {
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "ctl", io.stdout);
+            Ok(())
+        }
+        Command::Config {
+            command: ConfigCommand::View,
+        } => cluster::config_view(&cli.server, cli.server_source, namespace.as_deref(), io),
     }
 }
 
