@@ -470,12 +470,22 @@ async fn apply_dry_run_and_diff_tell_what_apply_would_do() -> Result<()> {
         failed.status.code() == Some(2),
         "an error is exit 2, as kubectl: {failed:?}"
     );
+    // The masters check a server dry run as the write, and store nothing.
     let out = ctl(&servers, &["apply", "--dry-run=server", "-f", &file_arg], "").await;
     ensure!(
-        out.error
-            .as_deref()
-            .is_some_and(|e| e.contains("--dry-run=server is not supported")),
+        out.stdout == "configmap/dry configured (server dry run)\nservice/web unchanged (server dry run)\n",
         "{out:?}"
+    );
+    let out = ctl(&servers, &["get", "cm", "dry", "-o", "jsonpath={.data.color}"], "").await;
+    ensure!(out.stdout == "blue", "a server dry run writes nothing: {out:?}");
+    std::fs::write(
+        &file,
+        config_map_with("dry", "red").replace("name: dry", "name: dry, namespace: nowhere"),
+    )?;
+    let out = ctl(&servers, &["apply", "--dry-run=server", "-f", &file_arg], "").await;
+    ensure!(
+        !out.ok() && out.stderr.contains("namespace \"nowhere\" not found"),
+        "the masters check a server dry run against the store: {out:?}"
     );
     Ok(())
 }

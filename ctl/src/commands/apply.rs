@@ -9,8 +9,10 @@
 //! Kubernetes limits an object's annotations; bigger objects are for
 //! `create` and `replace`.
 //!
-//! `apply --dry-run=client` reads and sends nothing but says what apply
-//! would do, deciding "unchanged" as `ctl diff` does ([`super::diff`]).
+//! `apply --dry-run=client` writes nothing but says what apply would do,
+//! deciding "unchanged" as `ctl diff` does ([`super::diff`]);
+//! `--dry-run=server` sends the same writes as apply with `dryRun`, so the
+//! masters check them as they would the real ones and store nothing.
 
 use std::collections::{HashMap, HashSet};
 
@@ -39,12 +41,17 @@ pub(super) fn read(args: &FileArgs, namespace: Option<&str>, io: &mut Io<'_>) ->
 }
 
 pub(super) async fn create_one(client: &mut Client, object: Object) -> Result<Object, CtlError> {
+    send_create(client, object, false).await
+}
+
+/// A create; with `dry_run` the masters check it and store nothing.
+async fn send_create(client: &mut Client, object: Object, dry_run: bool) -> Result<Object, CtlError> {
     client
         .call(|channel| {
             let mut objects = bosun_proto::client::objects(channel);
             let request = CreateRequest {
                 object: Some(object.clone()),
-                ..Default::default()
+                dry_run,
             };
             async move { objects.create(request).await.map(|r| r.into_inner()) }
         })
@@ -53,12 +60,17 @@ pub(super) async fn create_one(client: &mut Client, object: Object) -> Result<Ob
 }
 
 pub(super) async fn update_one(client: &mut Client, object: Object) -> Result<Object, CtlError> {
+    send_update(client, object, false).await
+}
+
+/// An update; with `dry_run` the masters check it and store nothing.
+async fn send_update(client: &mut Client, object: Object, dry_run: bool) -> Result<Object, CtlError> {
     client
         .call(|channel| {
             let mut objects = bosun_proto::client::objects(channel);
             let request = UpdateRequest {
                 object: Some(object.clone()),
-                ..Default::default()
+                dry_run,
             };
             async move { objects.update(request).await.map(|r| r.into_inner()) }
         })
@@ -88,7 +100,7 @@ pub async fn create(
 }
 
 /// # Errors
-/// As [`create`]; `--dry-run=server` (not yet served by the masters).
+/// As [`create`].
 pub async fn apply(
     client: &mut Client,
     args: &ApplyArgs,
@@ -96,13 +108,9 @@ pub async fn apply(
     io: &mut Io<'_>,
 ) -> Result<(), CtlError> {
     let dry_run = match args.dry_run.as_str() {
-        "none" => false,
-        "client" => true,
-        "server" => {
-            return Err(CtlError::Invalid(
-                "--dry-run=server is not supported yet; use --dry-run=client".into(),
-            ))
-        }
+        "none" => DryRun::None,
+        "client" => DryRun::Client,
+        "server" => DryRun::Server,
         other => {
             return Err(CtlError::Invalid(format!(
                 "Invalid dry-run value ({other}). Must be \"none\", \"server\", or \"client\"."
@@ -113,18 +121,32 @@ pub async fn apply(
     let total = manifests.len();
     let mut failed = 0;
     for m in manifests {
-        let result = if dry_run {
-            preview_one(client, m.object).await
-        } else {
-            apply_one(client, m.object).await
+        let result = match dry_run {
+            DryRun::Client => preview_one(client, m.object).await,
+            DryRun::None => apply_one(client, m.object, false).await,
+            DryRun::Server => apply_one(client, m.object, true).await,
         };
-        let suffix = if dry_run { " (dry run)" } else { "" };
+        let suffix = match dry_run {
+            DryRun::None => "",
+            DryRun::Client => " (dry run)",
+            DryRun::Server => " (server dry run)",
+        };
         match result {
             Ok((object, verb)) => writeln!(io.stdout, "{} {verb}{suffix}", object_name(&object))?,
             Err(e) => per_object(io, e, &mut failed)?,
         }
     }
     finish(failed, total)
+}
+
+/// kubectl's `--dry-run`: `client` decides in ctl and sends nothing;
+/// `server` sends the writes as dry runs, so the masters default, validate
+/// and check them against the stored objects, and store nothing.
+#[derive(Clone, Copy)]
+enum DryRun {
+    None,
+    Client,
+    Server,
 }
 
 /// What [`apply_one`] would do, without writing.
@@ -167,7 +189,7 @@ pub(super) fn with_record(mut desired: Object) -> Result<Object, CtlError> {
     Ok(desired)
 }
 
-async fn apply_one(client: &mut Client, desired: Object) -> Result<(Object, &'static str), CtlError> {
+async fn apply_one(client: &mut Client, desired: Object, dry_run: bool) -> Result<(Object, &'static str), CtlError> {
     let desired = with_record(desired)?;
     let kind = desired.kind().expect("manifests hold an object");
     let namespace = desired.namespace().to_string();
@@ -175,15 +197,17 @@ async fn apply_one(client: &mut Client, desired: Object) -> Result<(Object, &'st
     for _ in 0..APPLY_ATTEMPTS {
         let current = match get_object(client, kind, &namespace, &name).await {
             Ok(current) => current,
-            Err(e) if e.code() == Some(tonic::Code::NotFound) => match create_one(client, desired.clone()).await {
-                Ok(created) => return Ok((created, "created")),
-                Err(e) if e.code() == Some(tonic::Code::AlreadyExists) => continue,
-                Err(e) => return Err(e),
-            },
+            Err(e) if e.code() == Some(tonic::Code::NotFound) => {
+                match send_create(client, desired.clone(), dry_run).await {
+                    Ok(created) => return Ok((created, "created")),
+                    Err(e) if e.code() == Some(tonic::Code::AlreadyExists) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
             Err(e) => return Err(e),
         };
         let merged = merge(&current, desired.clone());
-        match update_one(client, merged).await {
+        match send_update(client, merged, dry_run).await {
             Ok(updated) if updated.resource_version() == current.resource_version() => {
                 return Ok((updated, "unchanged"))
             }
