@@ -13,6 +13,7 @@
 //!   its tab alignment, for `describe` and `rollout history`.
 //! - [`duration`]: Go-style durations for flags such as `--timeout 5m`.
 //! - [`suggest`]: kubectl's "unknown command ... Did you mean this?".
+//! - [`unserved`]: warnings for objects stored but not acted on yet.
 
 use std::io::{Read, Write};
 
@@ -27,6 +28,7 @@ pub mod output;
 pub mod pod_template;
 pub mod suggest;
 pub mod tabwriter;
+pub mod unserved;
 
 pub use bosun_proto::client::Client;
 pub use cli::Cli;

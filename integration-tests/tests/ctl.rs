@@ -430,6 +430,11 @@ async fn apply_dry_run_and_diff_tell_what_apply_would_do() -> Result<()> {
 
     let out = ctl(&servers, &["apply", "-f", &file_arg], "").await;
     ensure!(out.ok(), "{out:?}");
+    ensure!(
+        out.stderr
+            == "warning: Services are stored but not yet served (no virtual IPs, node ports or DNS) by this version\n",
+        "a stored Service is not taken for a served one: {out:?}"
+    );
     // The masters filled in the Service's defaults (clusterIP, protocol):
     // they are not differences.
     let out = ctl(&servers, &["apply", "--dry-run=client", "-f", &file_arg], "").await;

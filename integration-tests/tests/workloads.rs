@@ -1,6 +1,7 @@
 //! Deployments and ReplicaSets with real masters, two real agents and
 //! real Docker: self-healing, scaling, rolling updates sampled throughout,
-//! rollback, pause, a stalled rollout with and without automatic rollback,
+//! rollback, pause, a stalled rollout with and without automatic rollback
+//! (and a drained finished release that is not rolled back),
 //! garbage collection, and a lost node's pods replaced elsewhere.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -359,6 +360,68 @@ async fn a_broken_update_stalls_or_rolls_back_by_itself() -> Result<()> {
         "{}",
         out.stdout
     );
+    Ok(())
+}
+
+/// A finished release whose pods are drained away for longer than its
+/// progress deadline is not rolled back: the replacements wait for a node,
+/// the condition stays NewReplicaSetAvailable, and they run at the same
+/// version when the nodes come back.
+#[tokio::test]
+async fn draining_a_finished_release_does_not_roll_it_back() -> Result<()> {
+    let cluster = two_nodes(&[]).await?;
+    let servers = cluster.servers();
+    let deadline = "  progressDeadlineSeconds: 3\n";
+    let auto = "  annotations: {bosun.io/auto-rollback: \"true\"}\n";
+    apply(&cluster, &deployment("keep", 2, "1", auto, deadline)).await?;
+    wait_ready(&cluster, "keep", 2, "1", Duration::from_secs(60)).await?;
+    apply(&cluster, &deployment("keep", 2, "2", auto, deadline)).await?;
+    wait_ready(&cluster, "keep", 2, "2", Duration::from_secs(60)).await?;
+    let out = ctl(&servers, &["rollout", "status", "deploy/keep", "--timeout", "30s"], "").await;
+    ensure!(out.ok(), "{out:?}");
+
+    for node in ["a", "b"] {
+        let out = ctl(&servers, &["drain", node, "--timeout", "60s"], "").await;
+        ensure!(out.ok(), "drain {node}: {out:?}");
+    }
+    // Watched for three times the deadline: the replacements wait, and
+    // nothing goes back to version 1.
+    let drained = tokio::time::Instant::now();
+    wait_until(
+        Duration::from_secs(30),
+        "three deadlines to pass without a rollback",
+        || async {
+            let d: Deployment = get(&cluster, "Deployment", "keep").await?.context("keep")?;
+            let template = d.spec.and_then(|s| s.template).and_then(|t| t.spec).unwrap_or_default();
+            let image_version = template.containers[0].env[0].value.clone();
+            let condition = deployment_condition(&cluster, "keep", "Progressing").await?;
+            // Not a condition to wait for: the first sight of it fails.
+            assert!(
+                image_version == "2" && condition.1 == "NewReplicaSetAvailable",
+                "the finished release was touched: version {image_version}, Progressing {condition:?}"
+            );
+            Ok((drained.elapsed() > Duration::from_secs(9)).then_some(()))
+        },
+    )
+    .await?;
+    let waiting = pods(&cluster, "keep").await?;
+    ensure!(
+        waiting.iter().all(|p| version(p) == "2" && !ready(p)),
+        "the replacements wait: {waiting:?}"
+    );
+
+    for node in ["a", "b"] {
+        let out = ctl(&servers, &["uncordon", node], "").await;
+        ensure!(out.ok(), "uncordon {node}: {out:?}");
+    }
+    wait_ready(&cluster, "keep", 2, "2", Duration::from_secs(60)).await?;
+    let out = ctl(
+        &servers,
+        &["get", "events", "--field-selector", "involvedObject.name=keep"],
+        "",
+    )
+    .await;
+    ensure!(!out.stdout.contains("AutoRollback"), "{}", out.stdout);
     Ok(())
 }
 

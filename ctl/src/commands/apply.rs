@@ -36,6 +36,9 @@ pub(super) fn read(args: &FileArgs, namespace: Option<&str>, io: &mut Io<'_>) ->
     let mut manifests = manifest::read_all(&args.files, io.stdin)?;
     for m in &mut manifests {
         set_namespace(&mut m.object, namespace)?;
+        if let Some(warning) = crate::unserved::warning(&m.object) {
+            writeln!(io.stderr, "{warning}")?;
+        }
     }
     Ok(manifests)
 }
