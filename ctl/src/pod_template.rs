@@ -1,6 +1,7 @@
 //! kubectl's text for a pod template: the `Pod Template:` block of
 //! `describe deployment`, `describe replicaset` and `rollout history
-//! --revision`. Cells are separated by tabs, as kubectl writes them;
+//! --revision`, and the container pieces `describe pod` shares. Cells
+//! are separated by tabs, as kubectl writes them;
 //! [`crate::tabwriter::align`] lines them up where kubectl does.
 
 use std::collections::HashMap;
@@ -34,7 +35,7 @@ pub fn describe(template: Option<&PodTemplateSpec>) -> String {
     for container in &spec.containers {
         describe_container(&mut w, container);
     }
-    volumes(&mut w, &spec.volumes);
+    volumes(&mut w, "  ", &spec.volumes);
     labels(&mut w, "  Node-Selectors", &spec.node_selector);
     tolerations(&mut w, "  Tolerations", &spec.tolerations);
     w
@@ -98,6 +99,17 @@ fn sorted_keys<V>(map: &HashMap<String, V>) -> Vec<&String> {
 fn describe_container(w: &mut String, c: &Container) {
     let _ = writeln!(w, "   {}:", c.name);
     let _ = writeln!(w, "    Image:\t{}", c.image);
+    ports(w, c);
+    command(w, c);
+    resources(w, c);
+    probes(w, c);
+    env_from(w, c);
+    environment(w, c, &|_| String::new());
+    mounts(w, c);
+}
+
+/// `Port:` and `Host Port:` (`Ports:`, `Host Ports:` for several).
+pub fn ports(w: &mut String, c: &Container) {
     let port = |p: &api::ContainerPort, number: i32| {
         let mut text = format!("{number}/{}", p.protocol);
         if !p.name.is_empty() {
@@ -115,6 +127,10 @@ fn describe_container(w: &mut String, c: &Container) {
             let _ = writeln!(w, "    {singular}:\t{}", or_none(&joined));
         }
     }
+}
+
+/// `Command:` and `Args:`, one word a line.
+pub fn command(w: &mut String, c: &Container) {
     for (title, lines) in [("Command", &c.command), ("Args", &c.args)] {
         if !lines.is_empty() {
             let _ = writeln!(w, "    {title}:");
@@ -123,6 +139,10 @@ fn describe_container(w: &mut String, c: &Container) {
             }
         }
     }
+}
+
+/// `Limits:` and `Requests:`, one resource a line.
+pub fn resources(w: &mut String, c: &Container) {
     let resources = c.resources.clone().unwrap_or_default();
     for (title, list) in [("Limits", &resources.limits), ("Requests", &resources.requests)] {
         if !list.is_empty() {
@@ -132,6 +152,10 @@ fn describe_container(w: &mut String, c: &Container) {
             }
         }
     }
+}
+
+/// `Liveness:`, `Readiness:` and `Startup:`, each on one line.
+pub fn probes(w: &mut String, c: &Container) {
     for (title, probe) in [
         ("Liveness", &c.liveness_probe),
         ("Readiness", &c.readiness_probe),
@@ -141,26 +165,34 @@ fn describe_container(w: &mut String, c: &Container) {
             let _ = writeln!(w, "    {title}:\t{}", describe_probe(probe));
         }
     }
-    if !c.env_from.is_empty() {
-        w.push_str("    Environment Variables from:\n");
-        for source in &c.env_from {
-            let (name, from, optional) = match (&source.config_map_ref, &source.secret_ref) {
-                (Some(cm), _) => (cm.name.as_str(), "ConfigMap", cm.optional.unwrap_or(false)),
-                (None, Some(secret)) => (secret.name.as_str(), "Secret", secret.optional.unwrap_or(false)),
-                (None, None) => ("", "", false),
-            };
-            if source.prefix.is_empty() {
-                let _ = writeln!(w, "      {name}\t{from}\tOptional: {optional}");
-            } else {
-                let _ = writeln!(
-                    w,
-                    "      {name}\t{from} with prefix '{}'\tOptional: {optional}",
-                    source.prefix
-                );
-            }
+}
+
+/// `Environment Variables from:`, if the container has `envFrom`.
+pub fn env_from(w: &mut String, c: &Container) {
+    if c.env_from.is_empty() {
+        return;
+    }
+    w.push_str("    Environment Variables from:\n");
+    for source in &c.env_from {
+        let (name, from, optional) = match (&source.config_map_ref, &source.secret_ref) {
+            (Some(cm), _) => (cm.name.as_str(), "ConfigMap", cm.optional.unwrap_or(false)),
+            (None, Some(secret)) => (secret.name.as_str(), "Secret", secret.optional.unwrap_or(false)),
+            (None, None) => ("", "", false),
+        };
+        if source.prefix.is_empty() {
+            let _ = writeln!(w, "      {name}\t{from}\tOptional: {optional}");
+        } else {
+            let _ = writeln!(
+                w,
+                "      {name}\t{from} with prefix '{}'\tOptional: {optional}",
+                source.prefix
+            );
         }
     }
-    environment(w, c);
+}
+
+/// `Mounts:`, sorted by path.
+pub fn mounts(w: &mut String, c: &Container) {
     let none = if c.volume_mounts.is_empty() { "\t<none>" } else { "" };
     let _ = writeln!(w, "    Mounts:{none}");
     let mut mounts: Vec<&api::VolumeMount> = c.volume_mounts.iter().collect();
@@ -180,7 +212,9 @@ fn describe_container(w: &mut String, c: &Container) {
     }
 }
 
-fn environment(w: &mut String, c: &Container) {
+/// `Environment:`; `field_value` gives a `fieldRef`'s value (kubectl
+/// resolves them for a pod, leaves them empty for a template).
+pub fn environment(w: &mut String, c: &Container, field_value: &dyn Fn(&str) -> String) {
     let none = if c.env.is_empty() { "\t<none>" } else { "" };
     let _ = writeln!(w, "    Environment:{none}");
     for env in &c.env {
@@ -196,7 +230,13 @@ fn environment(w: &mut String, c: &Container) {
         };
         let name = &env.name;
         if let Some(field) = &from.field_ref {
-            let _ = writeln!(w, "      {name}:\t ({}:{})", field.api_version, field.field_path);
+            let _ = writeln!(
+                w,
+                "      {name}:\t{} ({}:{})",
+                field_value(&field.field_path),
+                field.api_version,
+                field.field_path
+            );
         } else if let Some(resource) = &from.resource_field_ref {
             let _ = writeln!(
                 w,
@@ -241,7 +281,7 @@ fn resource_value(c: &Container, reference: &str) -> String {
 /// kubectl's one-line probe: `http-get http://:8080/healthz delay=0s ...`.
 pub fn describe_probe(probe: &api::Probe) -> String {
     let attrs = format!(
-        "delay={}s timeout={}s period={}s successThreshold={} failureThreshold={}",
+        "delay={}s timeout={}s period={}s #success={} #failure={}",
         probe.initial_delay_seconds,
         probe.timeout_seconds,
         probe.period_seconds,
@@ -263,11 +303,9 @@ pub fn describe_probe(probe: &api::Probe) -> String {
         } else {
             format!("{host}:{port}")
         };
-        let scheme = if http.scheme.is_empty() {
-            String::new()
-        } else {
-            format!("{}:", http.scheme.to_ascii_lowercase())
-        };
+        // Kubernetes defaults the scheme to HTTP, and so does the agent.
+        let scheme = if http.scheme.is_empty() { "HTTP" } else { &http.scheme };
+        let scheme = format!("{}:", scheme.to_ascii_lowercase());
         return format!("http-get {scheme}//{host}{} {attrs}", http.path);
     }
     if let Some(tcp) = &probe.tcp_socket {
@@ -285,15 +323,18 @@ pub fn int_or_string(value: Option<&api::IntOrString>) -> String {
     }
 }
 
-fn volumes(w: &mut String, volumes: &[api::Volume]) {
+/// `Volumes:` with each volume's source; `space` indents the title
+/// (`"  "` in a template, nothing in a pod), as kubectl's `describeVolumes`.
+pub fn volumes(w: &mut String, space: &str, volumes: &[api::Volume]) {
     use api::volume::Source;
     if volumes.is_empty() {
-        w.push_str("  Volumes:\t<none>\n");
+        let _ = writeln!(w, "{space}Volumes:\t<none>");
         return;
     }
-    w.push_str("  Volumes:\n");
+    let _ = writeln!(w, "{space}Volumes:");
+    let name_indent = if space.is_empty() { "" } else { " " };
     for volume in volumes {
-        let _ = writeln!(w, "   {}:", volume.name);
+        let _ = writeln!(w, "  {name_indent}{}:", volume.name);
         let lines: Vec<(&str, String)> = match &volume.source {
             Some(Source::EmptyDir(dir)) => vec![
                 (
@@ -349,7 +390,8 @@ fn volumes(w: &mut String, volumes: &[api::Volume]) {
     }
 }
 
-fn tolerations(w: &mut String, title: &str, tolerations: &[api::Toleration]) {
+/// `Tolerations:`, one a line, as kubectl's `printTolerationsMultiline`.
+pub fn tolerations(w: &mut String, title: &str, tolerations: &[api::Toleration]) {
     let _ = write!(w, "{title}:\t");
     if tolerations.is_empty() {
         w.push_str("<none>\n");
@@ -383,7 +425,7 @@ fn tolerations(w: &mut String, title: &str, tolerations: &[api::Toleration]) {
     }
 }
 
-fn or_none(text: &str) -> String {
+pub(crate) fn or_none(text: &str) -> String {
     if text.is_empty() { "<none>" } else { text }.to_string()
 }
 
@@ -446,7 +488,7 @@ mod tests {
         };
         assert_eq!(
             describe_probe(&probe),
-            "http-get http://:8080/healthz delay=0s timeout=1s period=10s successThreshold=1 failureThreshold=3"
+            "http-get http://:8080/healthz delay=0s timeout=1s period=10s #success=1 #failure=3"
         );
     }
 }

@@ -117,7 +117,48 @@ async fn a_pod_runs_with_an_ip_its_containers_share_localhost_and_publish_host_p
         out.stdout.contains("2/2") && out.stdout.contains("Running") && out.stdout.contains("node-a"),
         "{out:?}"
     );
+
+    // `describe pod` in kubectl's layout, from the agent's status.
+    let out = ctl(&servers, &["describe", "pod", "web"], "").await;
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    for expected in [
+        "Name:         web",
+        "Node:         node-a/127.0.0.1",
+        "Status:       Running",
+        &format!("IP:           {}", status.pod_ip),
+        "Containers:",
+        "  web:",
+        "  client:",
+        "    State:          Running",
+        "    Ready:          True",
+        "    Restart Count:  0",
+        "      PORT:    8080",
+        "QoS Class:          BestEffort",
+    ] {
+        assert!(lines.contains(&expected), "missing {expected:?} in\n{}", out.stdout);
+    }
+    for words in [
+        &format!("Host Port: {port}/TCP"),
+        "Ready True",
+        "ContainersReady True",
+        "PodScheduled True",
+    ] {
+        assert!(has_line(&out.stdout, words), "missing {words:?} in\n{}", out.stdout);
+    }
+    assert!(
+        lines.iter().any(|l| l.starts_with("    Container ID:  docker://")),
+        "{}",
+        out.stdout
+    );
     Ok(())
+}
+
+/// Whether some line of `text` starts with these words (columns aligned
+/// with any number of spaces).
+fn has_line(text: &str, words: &str) -> bool {
+    let wanted: Vec<&str> = words.split_whitespace().collect();
+    text.lines()
+        .any(|line| line.split_whitespace().take(wanted.len()).eq(wanted.iter().copied()))
 }
 
 #[tokio::test]
@@ -334,6 +375,10 @@ async fn a_crashing_container_backs_off_with_growing_delays() -> Result<()> {
         out.stdout.contains("BackOff") && out.stdout.contains(" (x"),
         "counted as kubectl shows it: {out:?}"
     );
+    // The crashed attempt is the container's last state.
+    for words in ["Last State: Terminated", "Exit Code: 1", "Ready: False"] {
+        assert!(has_line(&out.stdout, words), "missing {words:?} in\n{}", out.stdout);
+    }
     Ok(())
 }
 

@@ -103,7 +103,7 @@ async fn a_pod_too_big_for_every_node_waits_with_its_reason_and_runs_when_a_node
     );
     let out = ctl(&servers, &["describe", "pod", "huge"], "").await;
     assert!(
-        out.stdout.contains("Warning   FailedScheduling") && out.stdout.contains("scheduler"),
+        out.stdout.contains("Warning  FailedScheduling") && out.stdout.contains("scheduler"),
         "{}",
         out.stdout
     );

@@ -1,5 +1,6 @@
 //! `ctl describe`: the metadata, then everything else the object holds;
-//! Deployments and ReplicaSets in kubectl's layout ([`super::describe_workload`]).
+//! Deployments and ReplicaSets ([`super::describe_workload`]) and pods
+//! ([`super::describe_pod`]) in kubectl's layout, each with its events.
 
 use std::collections::HashMap;
 
@@ -10,9 +11,9 @@ use bosun_proto::resources::{self, Usage};
 use bosun_proto::{codec, Kind};
 use serde_json::Value;
 
-use super::{describe_workload, get_object, list_objects, namespace_or_default, per_object, resolve};
+use super::{describe_pod, describe_workload, get_object, list_objects, namespace_or_default, per_object, resolve};
 use crate::cli::DescribeArgs;
-use crate::{Client, CtlError, Io};
+use crate::{tabwriter, Client, CtlError, Io};
 
 /// # Errors
 /// As `ctl get`.
@@ -49,14 +50,21 @@ pub async fn run(
             Some(Resource::ReplicaSet(rs)) => {
                 write!(io.stdout, "{}", describe_workload::replica_set(client, rs).await?)?
             }
+            Some(Resource::Pod(pod)) => {
+                // The events align with the pod's last lines, as in kubectl.
+                let events = events(client, object).await?;
+                write!(io.stdout, "{}", describe_pod::describe(pod, &events))?;
+                continue;
+            }
             _ => write!(io.stdout, "{}", describe(object))?,
         }
         match object.kind() {
             Some(Kind::Node) => write!(io.stdout, "{}", node_sections(client, object).await?)?,
-            Some(Kind::Pod | Kind::Deployment | Kind::ReplicaSet) => {}
+            Some(Kind::Deployment | Kind::ReplicaSet) => {}
             _ => continue,
         }
-        write!(io.stdout, "{}", events_section(client, object).await?)?;
+        let events = events(client, object).await?;
+        write!(io.stdout, "{}", tabwriter::align(&events_text(&events)))?;
     }
     if failed > 0 {
         return Err(CtlError::SomeFailed {
@@ -267,7 +275,7 @@ async fn node_sections(client: &mut Client, object: &Object) -> Result<String, C
 }
 
 /// The object's events, oldest first.
-async fn events_section(client: &mut Client, object: &Object) -> Result<String, CtlError> {
+async fn events(client: &mut Client, object: &Object) -> Result<Vec<Event>, CtlError> {
     let meta = object.metadata().cloned().unwrap_or_default();
     let selector = format!("involvedObject.uid={}", meta.uid);
     let mut events: Vec<Event> = list_objects(client, Kind::Event, &meta.namespace, "", &selector)
@@ -275,28 +283,33 @@ async fn events_section(client: &mut Client, object: &Object) -> Result<String, 
         .into_iter()
         .filter_map(|o| Event::try_from(o).ok())
         .collect();
-    if events.is_empty() {
-        return Ok("Events:                <none>\n".into());
-    }
     events.sort_by_key(super::get::event_time);
-    let rows = events
-        .iter()
-        .map(|e| {
-            let last = e.last_timestamp.or(e.first_timestamp);
-            // kubectl's "10s (x5 over 2m)" for an event seen several times.
-            let mut age = crate::output::age(last.as_ref());
-            if e.count > 1 {
-                let first = e.first_timestamp.or(e.last_timestamp);
-                age = format!("{age} (x{} over {})", e.count, crate::output::age(first.as_ref()));
-            }
-            vec![
-                e.r#type.clone(),
-                e.reason.clone(),
-                age,
-                e.source.as_ref().map(|s| s.component.clone()).unwrap_or_default(),
-                e.message.clone(),
-            ]
-        })
-        .collect();
-    Ok(table("Events:", &["Type", "Reason", "Age", "From", "Message"], rows))
+    Ok(events)
+}
+
+/// kubectl's `DescribeEvents`, cells separated by tabs for
+/// [`tabwriter::align`]: `Events:\t<none>` joins the alignment of the
+/// lines above it, a table starts its own.
+pub(super) fn events_text(events: &[Event]) -> String {
+    if events.is_empty() {
+        return "Events:\t<none>\n".into();
+    }
+    let mut w = String::from("Events:\n  Type\tReason\tAge\tFrom\tMessage\n  ----\t------\t----\t----\t-------\n");
+    for e in events {
+        let last = e.last_timestamp.or(e.first_timestamp);
+        // kubectl's "10s (x5 over 2m)" for an event seen several times.
+        let mut age = crate::output::age(last.as_ref());
+        if e.count > 1 {
+            let first = e.first_timestamp.or(e.last_timestamp);
+            age = format!("{age} (x{} over {})", e.count, crate::output::age(first.as_ref()));
+        }
+        let from = e.source.as_ref().map(|s| s.component.clone()).unwrap_or_default();
+        w.push_str(&format!(
+            "  {}\t{}\t{age}\t{from}\t{}\n",
+            e.r#type,
+            e.reason,
+            e.message.trim()
+        ));
+    }
+    w
 }

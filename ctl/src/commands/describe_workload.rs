@@ -194,7 +194,7 @@ fn replica_sets<'a>(sets: impl Iterator<Item = &'a ReplicaSet>) -> String {
 }
 
 /// Go's `time.RFC1123Z` in UTC: `Wed, 01 May 2024 12:00:00 +0000`.
-fn rfc1123z(time: prost_types::Timestamp) -> String {
+pub(super) fn rfc1123z(time: prost_types::Timestamp) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",

@@ -13,6 +13,7 @@ mod container;
 mod cp;
 mod delete;
 mod describe;
+mod describe_pod;
 mod describe_workload;
 mod diff;
 mod drain;
