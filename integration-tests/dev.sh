@@ -103,10 +103,10 @@ cmd_test() {
     if cargo nextest --version >/dev/null 2>&1; then
         cargo nextest run --workspace --locked --no-fail-fast -E 'not binary(compose)' || rc=$?
         log "tests: the docker-compose cluster"
-        cargo nextest run -p bosun-integration-tests --locked --no-fail-fast -E 'binary(compose)' || rc=$?
+        cargo nextest run --workspace --locked --no-fail-fast -E 'binary(compose)' || rc=$?
     else
         cargo test --workspace --locked --no-fail-fast -- --skip compose_ || rc=$?
-        cargo test -p bosun-integration-tests --locked --no-fail-fast --test compose || rc=$?
+        cargo test --workspace --locked --no-fail-fast --test compose || rc=$?
     fi
     return "$rc"
 }
