@@ -445,13 +445,11 @@ fn a_stalled_rollout_misses_its_deadline_and_rolls_back_when_asked() {
     }
 }
 
-/// A finished release that loses its pods for longer than the deadline (a
-/// drain, an outage) is not a failed rollout: nothing is rolled back and
-/// the deadline does not fire; the pods come back when nodes do.
-#[test]
-fn a_finished_rollout_that_loses_its_pods_is_not_rolled_back() {
+/// A Deployment with automatic rollback, rolled out to app:1 then to
+/// `image`, both finished.
+fn released(image: &'static str, replicas: i32) -> World {
     let mut world = World::new();
-    let mut d = deployment(3, "app:1", rolling());
+    let mut d = deployment(replicas, "app:1", rolling());
     d.metadata
         .as_mut()
         .unwrap()
@@ -459,8 +457,17 @@ fn a_finished_rollout_that_loses_its_pods_is_not_rolled_back() {
         .insert(AUTO_ROLLBACK.into(), "true".into());
     world.create(d);
     world.settle();
-    world.update(set_image("app:2"));
+    world.update(set_image(image));
     world.settle();
+    world
+}
+
+/// A finished release that loses its pods for longer than the deadline (a
+/// drain, an outage) is not a failed rollout: nothing is rolled back and
+/// the deadline does not fire; the pods come back when nodes do.
+#[test]
+fn a_finished_rollout_that_loses_its_pods_is_not_rolled_back() {
+    let mut world = released("app:2", 3);
     assert_eq!(world.progressing(), ("True".into(), "NewReplicaSetAvailable".into()));
 
     world.halted = true;
@@ -496,17 +503,7 @@ fn a_finished_rollout_that_loses_its_pods_is_not_rolled_back() {
 /// a revision that never became fully available is.
 #[test]
 fn auto_rollback_leaves_revisions_that_were_fully_available() {
-    let mut world = World::new();
-    let mut d = deployment(2, "app:1", rolling());
-    d.metadata
-        .as_mut()
-        .unwrap()
-        .annotations
-        .insert(AUTO_ROLLBACK.into(), "true".into());
-    world.create(d);
-    world.settle();
-    world.update(set_image("app:2"));
-    world.settle();
+    let mut world = released("app:2", 2);
 
     world.halted = true;
     world.update(|d| d.spec.as_mut().unwrap().replicas = Some(4));
