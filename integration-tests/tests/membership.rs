@@ -143,20 +143,21 @@ async fn removing_masters_keeps_a_quorum_unless_forced() -> Result<()> {
         "{missing:?}"
     );
 
-    // Down to one voter, through a follower, then the last one is kept.
-    let follower = cluster.others(leader)[0];
-    let follower_id = cluster.masters[follower].id;
+    // Down to one voter by removing the leader itself: the other one
+    // leads alone; then the last one is kept.
+    let survivor = cluster.others(leader)[0];
+    let survivor_id = cluster.masters[survivor].id;
     let leader_id = cluster.masters[leader].id;
-    let removed = ctl(&servers, &["cluster", "remove", &follower_id.to_string()], "").await;
+    let removed = ctl(&servers, &["cluster", "remove", &leader_id.to_string()], "").await;
     assert!(removed.ok(), "{removed:?}");
-    cluster.kill(follower);
-    assert_eq!(members(&cluster).await?, vec![(leader_id, true)]);
-    let last = ctl(&servers, &["cluster", "remove", &leader_id.to_string()], "").await;
+    cluster.kill(leader);
+    assert_eq!(members(&cluster).await?, vec![(survivor_id, true)]);
+    let last = ctl(&servers, &["cluster", "remove", &survivor_id.to_string()], "").await;
     assert!(
         last.error.clone().unwrap_or_default().contains("is the last voter"),
         "{last:?}"
     );
-    write(&cluster, leader, "one-left").await?;
+    write(&cluster, survivor, "one-left").await?;
     Ok(())
 }
 

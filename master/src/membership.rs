@@ -179,10 +179,9 @@ impl Replica {
             });
         }
         tracing::info!(node_id, alive, remaining = remaining.len(), force, "removing voter");
+        // Not retained: the removed voter leaves the membership altogether,
+        // also when it is this leader (which then steps down).
         self.change_within_wait(ChangeMembers::ReplaceAllVoters(remaining))
-            .await?;
-        // ReplaceAllVoters keeps the removed voter as a learner: drop it.
-        self.change_within_wait(ChangeMembers::RemoveNodes(BTreeSet::from([node_id])))
             .await
     }
 
