@@ -18,6 +18,15 @@ use crate::replica::{Replica, ReplicaError};
 /// How long a member has to answer for its status.
 const MEMBER_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// The masters that vote in every configuration of `membership`: during a
+/// joint-consensus change, one only in the new configuration is not a
+/// voter yet (its vote alone cannot make a quorum of the old one).
+pub(crate) fn full_voters(membership: &openraft::Membership<NodeId, Node>) -> BTreeSet<NodeId> {
+    let mut configs = membership.get_joint_config().iter();
+    let first = configs.next().cloned().unwrap_or_default();
+    configs.fold(first, |all, config| all.intersection(config).copied().collect())
+}
+
 impl Replica {
     /// Adds a master to the cluster: as a learner until it has replicated
     /// the leader's log, then as a voter. A learner that does not catch up
@@ -57,6 +66,9 @@ impl Replica {
     }
 
     async fn join_here(&self, node_id: NodeId, address: String) -> Result<(), ReplicaError> {
+        // One membership change at a time, but not held while the learner
+        // catches up: other joiners become learners meanwhile.
+        let one_at_a_time = self.membership_change.lock().await;
         let membership = self.raft.metrics().borrow().membership_config.clone();
         if let Some(existing) = membership.membership().get_node(&node_id) {
             if existing.addr != address {
@@ -65,7 +77,7 @@ impl Replica {
                     address: existing.addr.clone(),
                 });
             }
-            if membership.membership().voter_ids().any(|id| id == node_id) {
+            if full_voters(membership.membership()).contains(&node_id) {
                 return Ok(());
             }
         }
@@ -75,6 +87,7 @@ impl Replica {
             .add_learner(node_id, Node { addr: address.clone() }, false)
             .await
             .map_err(membership_failed)?;
+        drop(one_at_a_time);
         // The learner has caught up once it holds the entry that added it:
         // everything the leader had then. (openraft's own blocking wait
         // counts a learner within 5000 entries as caught up, even one that
@@ -94,6 +107,7 @@ impl Replica {
             .await;
         if caught_up.is_err() {
             tracing::warn!(node_id, %address, waited = ?self.join_timeout, "learner did not catch up; removing it");
+            let _one_at_a_time = self.membership_change.lock().await;
             if let Err(e) = self
                 .raft
                 .change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([node_id])), false)
@@ -108,6 +122,7 @@ impl Replica {
             });
         }
         tracing::info!(node_id, %address, "learner caught up; promoting to voter");
+        let _one_at_a_time = self.membership_change.lock().await;
         self.raft
             .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([node_id])), false)
             .await
@@ -146,6 +161,7 @@ impl Replica {
     }
 
     async fn remove_here(&self, node_id: NodeId, force: bool) -> Result<(), ReplicaError> {
+        let _one_at_a_time = self.membership_change.lock().await;
         let membership = self.raft.metrics().borrow().membership_config.membership().clone();
         if membership.get_node(&node_id).is_none() {
             return Err(ReplicaError::NotMember { node_id });
@@ -234,4 +250,20 @@ impl Replica {
 
 fn membership_failed(e: RaftError<NodeId, ClientWriteError<NodeId, Node>>) -> ReplicaError {
     ReplicaError::Membership { reason: e.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[test]
+    fn a_master_votes_only_once_every_configuration_has_it() {
+        let nodes: BTreeMap<NodeId, Node> = (1..=3).map(|id| (id, Node::default())).collect();
+        let joint = openraft::Membership::new(vec![BTreeSet::from([1, 2]), BTreeSet::from([1, 2, 3])], nodes.clone());
+        assert_eq!(full_voters(&joint), BTreeSet::from([1, 2]));
+        let uniform = openraft::Membership::new(vec![BTreeSet::from([1, 2, 3])], nodes);
+        assert_eq!(full_voters(&uniform), BTreeSet::from([1, 2, 3]));
+    }
 }

@@ -67,6 +67,11 @@ pub struct Replica {
     /// How long a joining master may take to replicate the leader's log
     /// before it is removed again instead of becoming a voter.
     pub(crate) join_timeout: Duration,
+    /// Held by the leader for the whole of one membership change (both
+    /// of openraft's joint-consensus steps): two joins at once would each
+    /// fail their second step and leave the cluster in a joint config
+    /// that loses its quorum with one master.
+    pub(crate) membership_change: tokio::sync::Mutex<()>,
 }
 
 /// How long the replica waits for the cluster.
@@ -98,6 +103,7 @@ impl Replica {
             peers,
             leader_wait: timing.leader_wait,
             join_timeout: timing.join_timeout,
+            membership_change: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -322,7 +328,7 @@ impl Replica {
             role: role.to_string(),
             term: metrics.current_term,
             applied_index: metrics.last_applied.map_or(0, |id| id.index),
-            voter: membership.voter_ids().any(|id| id == self.id),
+            voter: crate::membership::full_voters(membership).contains(&self.id),
             error: String::new(),
             last_log_index: metrics.last_log_index.unwrap_or(0),
             snapshot_index: metrics.snapshot.map_or(0, |id| id.index),

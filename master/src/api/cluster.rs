@@ -24,7 +24,7 @@ impl Cluster for ClusterService {
     async fn status(&self, _: Request<ClusterStatusRequest>) -> Result<Response<ClusterStatus>, Status> {
         let metrics = self.replica.raft.metrics().borrow().clone();
         let membership = metrics.membership_config.membership().clone();
-        let voters: Vec<u64> = membership.voter_ids().collect();
+        let voters = crate::membership::full_voters(&membership);
         let asks = membership
             .nodes()
             .map(|(id, node)| self.replica.member(*id, node.addr.clone(), voters.contains(id)));
