@@ -75,7 +75,6 @@ pub fn reconcile<'a>(
     if meta.deletion_timestamp.is_some() {
         return plan;
     }
-    let reference = ownership::controller_ref(Kind::Deployment, &meta);
     let (owned, taken_names) = claim_sets(&meta, &selector, namespace_sets, &mut plan);
     let min_ready = Duration::from_secs(u64::try_from(spec.min_ready_seconds).unwrap_or(0));
     let (mut sets, recheck) = count(&owned, namespace_pods, min_ready, now);
@@ -83,6 +82,16 @@ pub fn reconcile<'a>(
     let wanted = spec.replicas.unwrap_or(1).max(0);
     let max_revision = sets.iter().map(|s| s.revision).max().unwrap_or(0);
     let template = spec.template.clone().unwrap_or_default();
+    let pass = Pass {
+        d,
+        meta: &meta,
+        spec: &spec,
+        template: &template,
+        sets: &sets,
+        wanted,
+        max_revision,
+        now,
+    };
     let new_index = sets.iter().position(|s| same_template(s.rs, &template));
     let mut progress = Progress::default();
     let mut edits: BTreeMap<usize, ReplicaSet> = BTreeMap::new();
@@ -107,16 +116,7 @@ pub fn reconcile<'a>(
         }
         step(&spec, wanted, &sets, i, &mut edits, &mut plan, &meta);
     } else {
-        match new_set_actions(
-            d,
-            &meta,
-            &template,
-            &sets,
-            &taken_names,
-            wanted,
-            max_revision,
-            reference,
-        ) {
+        match pass.new_set_actions(&taken_names) {
             Ok((actions, name)) => {
                 plan.actions.extend(actions);
                 progress.created = Some(name);
@@ -131,16 +131,7 @@ pub fn reconcile<'a>(
         .extend(edits.into_values().map(|rs| Action::Update(rs.into())));
 
     let new_name = new_index.map(|i| sets[i].name.to_string()).or(progress.created.clone());
-    let status = status(
-        d,
-        &sets,
-        new_index,
-        wanted,
-        spec.paused,
-        &progress,
-        new_name.as_deref(),
-        now,
-    );
+    let status = pass.status(new_index, &progress, new_name.as_deref());
     let complete = is_complete(&status, wanted, d);
     if complete {
         if let Some(i) = new_index {
@@ -198,49 +189,55 @@ fn claim_sets<'a>(
     (owned, taken_names)
 }
 
-/// Creates the ReplicaSet for the current template, sized by the strategy;
-/// or, when someone else's ReplicaSet already has its name, the status
-/// write that bumps the collision count so the next pass hashes again.
-#[allow(clippy::too_many_arguments)]
-fn new_set_actions(
-    d: &Deployment,
-    meta: &ObjectMeta,
-    template: &PodTemplateSpec,
-    sets: &[Set<'_>],
-    taken_names: &[&str],
+/// What one pass reads: the Deployment, its spec and template, its
+/// ReplicaSets (oldest revision first) counted now.
+struct Pass<'a> {
+    d: &'a Deployment,
+    meta: &'a ObjectMeta,
+    spec: &'a bosun_proto::api::DeploymentSpec,
+    template: &'a PodTemplateSpec,
+    sets: &'a [Set<'a>],
+    /// `spec.replicas`.
     wanted: i32,
     max_revision: i64,
-    reference: bosun_proto::api::OwnerReference,
-) -> Result<(Vec<Action>, String), Action> {
-    let spec = d.spec.clone().unwrap_or_default();
-    let collisions = d.status.as_ref().and_then(|s| s.collision_count).unwrap_or(0);
-    let hash = template::hash(template, collisions);
-    let name = format!("{}-{hash}", meta.name);
-    if taken_names.contains(&name.as_str()) || sets.iter().any(|s| s.name == name) {
-        let mut next = d.clone();
-        next.status.get_or_insert_with(Default::default).collision_count = Some(collisions + 1);
-        return Err(Action::UpdateStatus(next.into()));
-    }
-    let total: i32 = sets.iter().map(|s| s.replicas).sum();
-    let size = if is_recreate(&spec) {
-        if sets.iter().any(|s| s.replicas > 0 || s.pods > 0) {
-            0
-        } else {
-            wanted
-        }
-    } else {
-        rollout::new_size(wanted, rollout::limits(spec.strategy.as_ref(), wanted), total, 0)
-    };
-    let rs = new_set(d, meta, template, &name, &hash, size, max_revision + 1, reference);
-    let scaled = event(
-        meta,
-        "Normal",
-        "ScalingReplicaSet",
-        &format!("Scaled up replica set {name} to {size}"),
-    );
-    Ok((vec![Action::Create(rs.into()), scaled], name))
+    now: SystemTime,
 }
 
+impl Pass<'_> {
+    /// Creates the ReplicaSet for the current template, sized by the
+    /// strategy; or, when someone else's ReplicaSet already has its name,
+    /// the status write that bumps the collision count so the next pass
+    /// hashes again.
+    fn new_set_actions(&self, taken_names: &[&str]) -> Result<(Vec<Action>, String), Action> {
+        let (d, sets, wanted) = (self.d, self.sets, self.wanted);
+        let collisions = d.status.as_ref().and_then(|s| s.collision_count).unwrap_or(0);
+        let hash = template::hash(self.template, collisions);
+        let name = format!("{}-{hash}", self.meta.name);
+        if taken_names.contains(&name.as_str()) || sets.iter().any(|s| s.name == name) {
+            let mut next = d.clone();
+            next.status.get_or_insert_with(Default::default).collision_count = Some(collisions + 1);
+            return Err(Action::UpdateStatus(next.into()));
+        }
+        let total: i32 = sets.iter().map(|s| s.replicas).sum();
+        let size = if is_recreate(self.spec) {
+            if sets.iter().any(|s| s.replicas > 0 || s.pods > 0) {
+                0
+            } else {
+                wanted
+            }
+        } else {
+            rollout::new_size(wanted, rollout::limits(self.spec.strategy.as_ref(), wanted), total, 0)
+        };
+        let rs = self.new_set(&name, &hash, size);
+        let scaled = event(
+            self.meta,
+            "Normal",
+            "ScalingReplicaSet",
+            &format!("Scaled up replica set {name} to {size}"),
+        );
+        Ok((vec![Action::Create(rs.into()), scaled], name))
+    }
+}
 /// Counts the pods of each owned ReplicaSet; also when the next pod will
 /// have been ready for `min_ready`.
 fn count<'a>(
@@ -357,141 +354,135 @@ struct Progress {
     found_new: bool,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn status(
-    d: &Deployment,
-    sets: &[Set<'_>],
-    new: Option<usize>,
-    wanted: i32,
-    paused: bool,
-    progress: &Progress,
-    new_name: Option<&str>,
-    now: SystemTime,
-) -> DeploymentStatus {
-    let previous = d.status.clone().unwrap_or_default();
-    let limits = rollout::limits(d.spec.as_ref().and_then(|s| s.strategy.as_ref()), wanted);
-    let mut status = DeploymentStatus {
-        observed_generation: d.metadata.as_ref().map_or(0, |m| m.generation),
-        replicas: sets.iter().map(|s| s.active).sum(),
-        updated_replicas: new.map_or(0, |i| sets[i].active),
-        ready_replicas: sets.iter().map(|s| s.ready).sum(),
-        available_replicas: sets.iter().map(|s| s.available).sum(),
-        conditions: previous.conditions.clone(),
-        collision_count: previous.collision_count,
-        ..Default::default()
-    };
-    status.unavailable_replicas = (wanted - status.available_replicas).max(0);
-    let minimum = wanted - if is_recreate_opt(d) { wanted } else { limits.unavailable };
-    let stamp = Some(prost_types::Timestamp::from(now));
-    if status.available_replicas >= minimum.max(0) {
-        set_condition(
-            &mut status.conditions,
-            "Available",
-            "True",
-            "MinimumReplicasAvailable",
-            "Deployment has minimum availability.",
-            stamp,
-            false,
-        );
-    } else {
-        set_condition(
-            &mut status.conditions,
-            "Available",
-            "False",
-            "MinimumReplicasUnavailable",
-            "Deployment does not have minimum availability.",
-            stamp,
-            false,
-        );
-    }
-    let rs_name = new_name.unwrap_or_default();
-    let current = status.conditions.iter().find(|c| c.r#type == "Progressing").cloned();
-    let was_paused = current.as_ref().is_some_and(|c| c.reason == "DeploymentPaused");
-    // A finished rollout stays finished while every pod is of the new
-    // ReplicaSet: pods lost to a drain or an outage and replaced are not a
-    // rollout, so no progress is estimated and no deadline runs
-    // (Kubernetes' `isCompleteDeployment`).
-    let finished = current.as_ref().is_some_and(|c| c.reason == "NewReplicaSetAvailable")
-        && status.replicas == status.updated_replicas
-        && progress.created.is_none()
-        && !progress.found_new;
-    if finished && !paused {
-        return status;
-    }
-    if paused {
-        if !was_paused {
+impl Pass<'_> {
+    /// The status and conditions after this pass.
+    fn status(&self, new: Option<usize>, progress: &Progress, new_name: Option<&str>) -> DeploymentStatus {
+        let (d, sets, wanted, paused, now) = (self.d, self.sets, self.wanted, self.spec.paused, self.now);
+        let previous = d.status.clone().unwrap_or_default();
+        let limits = rollout::limits(d.spec.as_ref().and_then(|s| s.strategy.as_ref()), wanted);
+        let mut status = DeploymentStatus {
+            observed_generation: d.metadata.as_ref().map_or(0, |m| m.generation),
+            replicas: sets.iter().map(|s| s.active).sum(),
+            updated_replicas: new.map_or(0, |i| sets[i].active),
+            ready_replicas: sets.iter().map(|s| s.ready).sum(),
+            available_replicas: sets.iter().map(|s| s.available).sum(),
+            conditions: previous.conditions.clone(),
+            collision_count: previous.collision_count,
+            ..Default::default()
+        };
+        status.unavailable_replicas = (wanted - status.available_replicas).max(0);
+        let minimum = wanted - if is_recreate_opt(d) { wanted } else { limits.unavailable };
+        let stamp = Some(prost_types::Timestamp::from(now));
+        if status.available_replicas >= minimum.max(0) {
+            set_condition(
+                &mut status.conditions,
+                "Available",
+                "True",
+                "MinimumReplicasAvailable",
+                "Deployment has minimum availability.",
+                stamp,
+                false,
+            );
+        } else {
+            set_condition(
+                &mut status.conditions,
+                "Available",
+                "False",
+                "MinimumReplicasUnavailable",
+                "Deployment does not have minimum availability.",
+                stamp,
+                false,
+            );
+        }
+        let rs_name = new_name.unwrap_or_default();
+        let current = status.conditions.iter().find(|c| c.r#type == "Progressing").cloned();
+        let was_paused = current.as_ref().is_some_and(|c| c.reason == "DeploymentPaused");
+        // A finished rollout stays finished while every pod is of the new
+        // ReplicaSet: pods lost to a drain or an outage and replaced are not a
+        // rollout, so no progress is estimated and no deadline runs
+        // (Kubernetes' `isCompleteDeployment`).
+        let finished = current.as_ref().is_some_and(|c| c.reason == "NewReplicaSetAvailable")
+            && status.replicas == status.updated_replicas
+            && progress.created.is_none()
+            && !progress.found_new;
+        if finished && !paused {
+            return status;
+        }
+        if paused {
+            if !was_paused {
+                set_condition(
+                    &mut status.conditions,
+                    "Progressing",
+                    "Unknown",
+                    "DeploymentPaused",
+                    "Deployment is paused",
+                    stamp,
+                    true,
+                );
+            }
+        } else if is_complete(&status, wanted, d) {
+            set_condition(
+                &mut status.conditions,
+                "Progressing",
+                "True",
+                "NewReplicaSetAvailable",
+                &format!("ReplicaSet \"{rs_name}\" has successfully progressed."),
+                stamp,
+                false,
+            );
+        } else if let Some(created) = &progress.created {
+            set_condition(
+                &mut status.conditions,
+                "Progressing",
+                "True",
+                "NewReplicaSetCreated",
+                &format!("Created new replica set \"{created}\""),
+                stamp,
+                true,
+            );
+        } else if was_paused {
             set_condition(
                 &mut status.conditions,
                 "Progressing",
                 "Unknown",
-                "DeploymentPaused",
-                "Deployment is paused",
+                "DeploymentResumed",
+                "Deployment is resumed",
                 stamp,
                 true,
             );
+        } else if progress.found_new || current.is_none() {
+            set_condition(
+                &mut status.conditions,
+                "Progressing",
+                "True",
+                "FoundNewReplicaSet",
+                &format!("Found new replica set \"{rs_name}\""),
+                stamp,
+                true,
+            );
+        } else if made_progress(&previous, &status) {
+            set_condition(
+                &mut status.conditions,
+                "Progressing",
+                "True",
+                "ReplicaSetUpdated",
+                &format!("ReplicaSet \"{rs_name}\" is progressing."),
+                stamp,
+                true,
+            );
+        } else if timed_out(d, current.as_ref(), now) {
+            set_condition(
+                &mut status.conditions,
+                "Progressing",
+                "False",
+                "ProgressDeadlineExceeded",
+                &format!("ReplicaSet \"{rs_name}\" has timed out progressing."),
+                stamp,
+                false,
+            );
         }
-    } else if is_complete(&status, wanted, d) {
-        set_condition(
-            &mut status.conditions,
-            "Progressing",
-            "True",
-            "NewReplicaSetAvailable",
-            &format!("ReplicaSet \"{rs_name}\" has successfully progressed."),
-            stamp,
-            false,
-        );
-    } else if let Some(created) = &progress.created {
-        set_condition(
-            &mut status.conditions,
-            "Progressing",
-            "True",
-            "NewReplicaSetCreated",
-            &format!("Created new replica set \"{created}\""),
-            stamp,
-            true,
-        );
-    } else if was_paused {
-        set_condition(
-            &mut status.conditions,
-            "Progressing",
-            "Unknown",
-            "DeploymentResumed",
-            "Deployment is resumed",
-            stamp,
-            true,
-        );
-    } else if progress.found_new || current.is_none() {
-        set_condition(
-            &mut status.conditions,
-            "Progressing",
-            "True",
-            "FoundNewReplicaSet",
-            &format!("Found new replica set \"{rs_name}\""),
-            stamp,
-            true,
-        );
-    } else if made_progress(&previous, &status) {
-        set_condition(
-            &mut status.conditions,
-            "Progressing",
-            "True",
-            "ReplicaSetUpdated",
-            &format!("ReplicaSet \"{rs_name}\" is progressing."),
-            stamp,
-            true,
-        );
-    } else if timed_out(d, current.as_ref(), now) {
-        set_condition(
-            &mut status.conditions,
-            "Progressing",
-            "False",
-            "ProgressDeadlineExceeded",
-            &format!("ReplicaSet \"{rs_name}\" has timed out progressing."),
-            stamp,
-            false,
-        );
+        status
     }
-    status
 }
 
 /// Kubernetes' notion of progress: more pods updated, ready or available,
@@ -651,47 +642,43 @@ fn cleanup(spec: &bosun_proto::api::DeploymentSpec, sets: &[Set<'_>], new: Optio
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn new_set(
-    d: &Deployment,
-    meta: &ObjectMeta,
-    template: &PodTemplateSpec,
-    name: &str,
-    hash: &str,
-    replicas: i32,
-    revision: i64,
-    reference: bosun_proto::api::OwnerReference,
-) -> ReplicaSet {
-    let spec = d.spec.clone().unwrap_or_default();
-    let mut template = template.clone();
-    template
-        .metadata
-        .get_or_insert_with(Default::default)
-        .labels
-        .insert(HASH_LABEL.to_string(), hash.to_string());
-    let mut selector = spec.selector.clone().unwrap_or_default();
-    selector.match_labels.insert(HASH_LABEL.to_string(), hash.to_string());
-    let mut labels = template.metadata.as_ref().map(|m| m.labels.clone()).unwrap_or_default();
-    labels.insert(HASH_LABEL.to_string(), hash.to_string());
-    let mut rs = ReplicaSet {
-        metadata: Some(ObjectMeta {
-            name: name.to_string(),
-            namespace: meta.namespace.clone(),
-            labels,
-            annotations: [(REVISION.to_string(), revision.to_string())].into_iter().collect(),
-            owner_references: vec![reference],
+impl Pass<'_> {
+    /// The ReplicaSet of the current template as the next revision, owned by
+    /// the Deployment, with `replicas`.
+    fn new_set(&self, name: &str, hash: &str, replicas: i32) -> ReplicaSet {
+        let (spec, meta) = (self.spec, self.meta);
+        let revision = self.max_revision + 1;
+        let reference = ownership::controller_ref(Kind::Deployment, meta);
+        let mut template = self.template.clone();
+        template
+            .metadata
+            .get_or_insert_with(Default::default)
+            .labels
+            .insert(HASH_LABEL.to_string(), hash.to_string());
+        let mut selector = spec.selector.clone().unwrap_or_default();
+        selector.match_labels.insert(HASH_LABEL.to_string(), hash.to_string());
+        let mut labels = template.metadata.as_ref().map(|m| m.labels.clone()).unwrap_or_default();
+        labels.insert(HASH_LABEL.to_string(), hash.to_string());
+        let mut rs = ReplicaSet {
+            metadata: Some(ObjectMeta {
+                name: name.to_string(),
+                namespace: meta.namespace.clone(),
+                labels,
+                annotations: [(REVISION.to_string(), revision.to_string())].into_iter().collect(),
+                owner_references: vec![reference],
+                ..Default::default()
+            }),
+            spec: Some(bosun_proto::api::ReplicaSetSpec {
+                replicas: Some(replicas),
+                selector: Some(selector),
+                template: Some(template),
+                min_ready_seconds: spec.min_ready_seconds,
+            }),
             ..Default::default()
-        }),
-        spec: Some(bosun_proto::api::ReplicaSetSpec {
-            replicas: Some(replicas),
-            selector: Some(selector),
-            template: Some(template),
-            min_ready_seconds: spec.min_ready_seconds,
-        }),
-        ..Default::default()
-    };
-    copy_change_cause(&mut rs, meta);
-    rs
+        };
+        copy_change_cause(&mut rs, meta);
+        rs
+    }
 }
 
 fn same_template(rs: &ReplicaSet, template: &PodTemplateSpec) -> bool {
