@@ -232,8 +232,9 @@ pub struct FileArgs {
 pub struct ApplyArgs {
     #[command(flatten)]
     pub files: FileArgs,
-    /// "client": print what would be done and change nothing; "none"
-    /// (default) applies.
+    /// "client": print what would be done and send no write; "server":
+    /// send the writes as dry runs, checked by the masters and not stored;
+    /// "none" (default) applies.
     #[arg(
         long,
         default_value = "none",

@@ -409,15 +409,8 @@ fn a_paused_deployment_rolls_nothing_until_resumed() {
 fn a_stalled_rollout_misses_its_deadline_and_rolls_back_when_asked() {
     for auto in [false, true] {
         let mut world = World::new();
-        let mut d = deployment(3, "app:1", rolling());
-        if auto {
-            d.metadata
-                .as_mut()
-                .unwrap()
-                .annotations
-                .insert(AUTO_ROLLBACK.into(), "true".into());
-        }
-        world.create(d);
+        let d = deployment(3, "app:1", rolling());
+        world.create(if auto { auto_rollback(d) } else { d });
         world.settle();
         world.broken.push("app:2");
         world.update(set_image("app:2"));
@@ -445,19 +438,22 @@ fn a_stalled_rollout_misses_its_deadline_and_rolls_back_when_asked() {
     }
 }
 
-/// A Deployment with automatic rollback, rolled out to app:1 then to
-/// `image`, both finished.
-fn released(image: &'static str, replicas: i32) -> World {
-    let mut world = World::new();
-    let mut d = deployment(replicas, "app:1", rolling());
+/// `d` with `bosun.io/auto-rollback: "true"`.
+fn auto_rollback(mut d: Deployment) -> Deployment {
     d.metadata
-        .as_mut()
-        .unwrap()
+        .get_or_insert_with(Default::default)
         .annotations
         .insert(AUTO_ROLLBACK.into(), "true".into());
-    world.create(d);
+    d
+}
+
+/// A Deployment with automatic rollback, rolled out to app:1 then to
+/// app:2, both finished.
+fn released(replicas: i32) -> World {
+    let mut world = World::new();
+    world.create(auto_rollback(deployment(replicas, "app:1", rolling())));
     world.settle();
-    world.update(set_image(image));
+    world.update(set_image("app:2"));
     world.settle();
     world
 }
@@ -467,7 +463,7 @@ fn released(image: &'static str, replicas: i32) -> World {
 /// the deadline does not fire; the pods come back when nodes do.
 #[test]
 fn a_finished_rollout_that_loses_its_pods_is_not_rolled_back() {
-    let mut world = released("app:2", 3);
+    let mut world = released(3);
     assert_eq!(world.progressing(), ("True".into(), "NewReplicaSetAvailable".into()));
 
     world.halted = true;
@@ -503,7 +499,7 @@ fn a_finished_rollout_that_loses_its_pods_is_not_rolled_back() {
 /// a revision that never became fully available is.
 #[test]
 fn auto_rollback_leaves_revisions_that_were_fully_available() {
-    let mut world = released("app:2", 2);
+    let mut world = released(2);
 
     world.halted = true;
     world.update(|d| d.spec.as_mut().unwrap().replicas = Some(4));
