@@ -85,7 +85,7 @@ fn header(pod: &Pod) -> String {
     } else {
         let _ = writeln!(w, "IPs:\n  IP:\t{}", status.pod_ip);
     }
-    if let Some(owner) = meta.owner_references.iter().find(|o| o.controller == Some(true)) {
+    if let Some(owner) = bosun_proto::workload::controller_of(&meta) {
         let _ = writeln!(w, "Controlled By:\t{}/{}", owner.kind, owner.name);
     }
     w

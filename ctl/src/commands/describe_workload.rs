@@ -129,7 +129,7 @@ pub fn replica_set_text(rs: &ReplicaSet, phases: PodPhases) -> String {
     let _ = writeln!(w, "Selector:\t{}", selector_string(spec.selector.as_ref()));
     pod_template::labels(&mut w, "Labels", &meta.labels);
     pod_template::annotations(&mut w, "Annotations", &meta.annotations);
-    if let Some(owner) = meta.owner_references.iter().find(|o| o.controller == Some(true)) {
+    if let Some(owner) = bosun_proto::workload::controller_of(&meta) {
         let _ = writeln!(w, "Controlled By:\t{}/{}", owner.kind, owner.name);
     }
     let _ = writeln!(

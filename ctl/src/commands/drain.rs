@@ -67,7 +67,7 @@ pub fn plan(pods: &[Pod], overrides: Overrides) -> Plan {
                 .iter()
                 .any(|v| matches!(v.source, Some(bosun_proto::api::volume::Source::EmptyDir(_))))
         });
-        let controlled = meta.owner_references.iter().any(|o| o.controller == Some(true));
+        let controlled = bosun_proto::workload::controller_of(&meta).is_some();
         let checks = [
             (local_storage, overrides.delete_emptydir_data),
             (!controlled, overrides.force),
