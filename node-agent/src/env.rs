@@ -194,23 +194,8 @@ pub fn expand_all(items: &[String], vars: &[(String, String)]) -> Vec<String> {
 
 /// A `fieldRef` value.
 fn field(pod: &Pod, path: &str, pod_ip: &str, host_ip: &str) -> Result<String, String> {
-    let meta = pod.metadata.clone().unwrap_or_default();
-    let indexed = |prefix: &str, map: &HashMap<String, String>| {
-        path.strip_prefix(prefix)
-            .and_then(|rest| rest.strip_suffix("']"))
-            .map(|key| map.get(key).cloned().unwrap_or_default())
-    };
-    Ok(match path {
-        "metadata.name" => meta.name,
-        "metadata.namespace" => meta.namespace,
-        "metadata.uid" => meta.uid,
-        "spec.nodeName" => pod.spec.as_ref().map(|s| s.node_name.clone()).unwrap_or_default(),
-        "status.podIP" => pod_ip.to_string(),
-        "status.hostIP" => host_ip.to_string(),
-        _ => indexed("metadata.labels['", &meta.labels)
-            .or_else(|| indexed("metadata.annotations['", &meta.annotations))
-            .ok_or_else(|| format!("fieldRef {path:?} is not supported"))?,
-    })
+    bosun_proto::downward::pod_field(pod, path, pod_ip, host_ip)
+        .ok_or_else(|| format!("fieldRef {path:?} is not supported"))
 }
 
 /// A `resourceFieldRef` value: limits or requests, divided by the divisor

@@ -32,6 +32,7 @@ mod generated {
 
 pub mod client;
 pub mod codec;
+pub mod downward;
 pub mod events;
 pub mod fields;
 mod kind;

@@ -151,24 +151,8 @@ fn state(w: &mut String, title: &str, state: Option<&ContainerState>) {
 /// The value of a `fieldRef` in this pod, as kubectl shows it beside the
 /// path; empty for a path it does not know.
 fn field_value(pod: &Pod, path: &str) -> String {
-    let meta = pod.metadata.clone().unwrap_or_default();
     let status = pod.status.clone().unwrap_or_default();
-    let indexed = |prefix: &str, map: &std::collections::HashMap<String, String>| {
-        path.strip_prefix(prefix)
-            .and_then(|rest| rest.strip_suffix("']"))
-            .map(|key| map.get(key).cloned().unwrap_or_default())
-    };
-    match path {
-        "metadata.name" => meta.name,
-        "metadata.namespace" => meta.namespace,
-        "metadata.uid" => meta.uid,
-        "spec.nodeName" => pod.spec.as_ref().map(|s| s.node_name.clone()).unwrap_or_default(),
-        "status.podIP" => status.pod_ip,
-        "status.hostIP" => status.host_ip,
-        _ => indexed("metadata.labels['", &meta.labels)
-            .or_else(|| indexed("metadata.annotations['", &meta.annotations))
-            .unwrap_or_default(),
-    }
+    bosun_proto::downward::pod_field(pod, path, &status.pod_ip, &status.host_ip).unwrap_or_default()
 }
 
 /// Kubernetes' QoS class: `Guaranteed` when every container limits CPU and
