@@ -15,6 +15,9 @@ use crate::{Client, CtlError, Io};
 
 /// How often `--force` checks whether the deleted object is gone.
 const GONE_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+/// How long `--force` waits for the old object to go, beyond its grace
+/// period: a finalizer or a pod on an unreachable node can hold it.
+const GONE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// # Errors
 /// A bad manifest (nothing is sent), an unreachable cluster, or
@@ -84,10 +87,19 @@ async fn recreate(
         Err(e) if e.code() == Some(tonic::Code::NotFound) => {}
         Err(e) => return Err(e),
     }
+    let waited = GONE_WAIT + std::time::Duration::from_secs(u64::try_from(grace_period).unwrap_or(30));
+    let deadline = tokio::time::Instant::now() + waited;
     loop {
         match get_object(client, kind, &namespace, &name).await {
             Err(e) if e.code() == Some(tonic::Code::NotFound) => break,
             Err(e) => return Err(e),
+            Ok(_) if tokio::time::Instant::now() >= deadline => {
+                return Err(CtlError::Invalid(format!(
+                    "{} {name:?} was not gone {}s after its deletion (a finalizer, or a pod on an unreachable node, may hold it); nothing was created",
+                    crate::output::kind_label(kind),
+                    waited.as_secs()
+                )))
+            }
             Ok(_) => tokio::time::sleep(GONE_POLL).await,
         }
     }
