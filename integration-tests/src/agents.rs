@@ -8,8 +8,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use bosun_proto::api::{Event, GetRequest, ListRequest, Node, Pod};
-use bosun_proto::client::{self, Client};
+use bosun_proto::api::{Event, Node, Pod};
+use bosun_proto::client::{Api, Client, ListParams};
 use tempfile::TempDir;
 
 use crate::{bin_dir, wait_until, MasterCluster};
@@ -275,20 +275,7 @@ impl TestCluster {
     /// # Errors
     /// When it does not exist.
     pub async fn pod(&self, name: &str) -> Result<Pod> {
-        let request = GetRequest {
-            kind: "Pod".into(),
-            namespace: "default".into(),
-            name: name.into(),
-            allow_stale: false,
-        };
-        let object = self
-            .client()
-            .call(|channel| {
-                let request = request.clone();
-                async move { client::objects(channel).get(request).await.map(|r| r.into_inner()) }
-            })
-            .await?;
-        Ok(Pod::try_from(object)?)
+        Ok(Api::<Pod>::namespaced(&self.client(), "default").get(name).await?)
     }
 
     /// Waits until `check` holds for the pod, with a message on timeout.
@@ -328,22 +315,11 @@ impl TestCluster {
     /// # Errors
     /// On timeout, with the pod's events.
     pub async fn wait_event(&self, pod: &str, reason: &str, text: &str, count: i32) -> Result<Event> {
-        let request = ListRequest {
-            kind: "Event".into(),
-            namespace: "default".into(),
-            field_selector: format!("involvedObject.name={pod}"),
-            ..Default::default()
-        };
+        let events_api = Api::<Event>::namespaced(&self.client(), "default");
+        let params = ListParams::default().fields(&format!("involvedObject.name={pod}"));
         let what = format!("a {reason} event about {pod} saying {text:?} (x{count})");
         wait_until(Duration::from_secs(30), &what, || async {
-            let list = self
-                .client()
-                .call(|channel| {
-                    let request = request.clone();
-                    async move { client::objects(channel).list(request).await.map(|r| r.into_inner()) }
-                })
-                .await?;
-            let events: Vec<Event> = list.items.into_iter().filter_map(|o| Event::try_from(o).ok()).collect();
+            let events = events_api.list(&params).await?.items;
             let found = events
                 .iter()
                 .find(|e| e.reason == reason && e.message.contains(text) && e.count >= count)
@@ -370,19 +346,7 @@ impl TestCluster {
     pub async fn wait_node_ready(&self, name: &str, ready: bool) -> Result<Node> {
         let what = format!("node {name} {}", if ready { "Ready" } else { "not Ready" });
         wait_until(Duration::from_secs(30), &what, || async {
-            let request = GetRequest {
-                kind: "Node".into(),
-                name: name.into(),
-                ..Default::default()
-            };
-            let object = self
-                .client()
-                .call(|channel| {
-                    let request = request.clone();
-                    async move { client::objects(channel).get(request).await.map(|r| r.into_inner()) }
-                })
-                .await?;
-            let node = Node::try_from(object)?;
+            let node = Api::<Node>::all(&self.client()).get(name).await?;
             let is_ready = node
                 .status
                 .as_ref()

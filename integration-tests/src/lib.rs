@@ -403,8 +403,8 @@ pub fn config_map(namespace: &str, name: &str, value: &str) -> Object {
 /// # Errors
 /// When it cannot connect.
 pub async fn channel(addr: &str) -> Result<Channel> {
-    Ok(tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
-        .connect_timeout(Duration::from_secs(2))
+    Ok(bosun_proto::transport::Transport::plaintext()
+        .endpoint(addr)?
         .connect()
         .await?)
 }

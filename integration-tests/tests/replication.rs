@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use bosun_integration_tests::{config_map, wait_until, MasterCluster};
 use bosun_proto::api::{self, CreateRequest, EventType, GetRequest, ListRequest, Object, UpdateRequest, WatchRequest};
-use bosun_proto::client::Client;
+use bosun_proto::client::{Api, Client, PostParams};
 use futures::StreamExt;
 
 fn data_of(object: &Object) -> String {
@@ -20,16 +20,9 @@ fn data_of(object: &Object) -> String {
 }
 
 async fn create_via(client: &mut Client, object: Object) -> Result<Object> {
-    Ok(client
-        .call(|channel| {
-            let mut objects = bosun_proto::client::objects(channel);
-            let request = CreateRequest {
-                object: Some(object.clone()),
-                ..Default::default()
-            };
-            async move { objects.create(request).await.map(|r| r.into_inner()) }
-        })
-        .await?)
+    let kind = object.kind().context("an object with a kind")?;
+    let api = Api::dynamic(client, kind, object.namespace());
+    Ok(api.create(&PostParams::default(), object).await?)
 }
 
 fn get_request(name: &str, allow_stale: bool) -> GetRequest {

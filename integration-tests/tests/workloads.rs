@@ -11,8 +11,9 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use bosun_integration_tests::agents::{TestCluster, TEST_IMAGE};
 use bosun_integration_tests::{ctl, wait_until};
-use bosun_proto::api::{DeleteRequest, Deployment, GetRequest, ListRequest, Pod, ReplicaSet};
-use bosun_proto::client;
+use bosun_proto::api::{Deployment, Pod, ReplicaSet};
+use bosun_proto::client::{self, Api, DeleteParams, ListParams};
+use bosun_proto::Kind;
 
 /// A Deployment of `replicas` test-image pods asking for half a CPU each;
 /// version "broken" exits at once, version "unready" runs but its
@@ -45,19 +46,9 @@ async fn list<T: TryFrom<bosun_proto::api::Object>>(
     kind: &str,
     selector: &str,
 ) -> Result<Vec<T>> {
-    let request = ListRequest {
-        kind: kind.into(),
-        namespace: "default".into(),
-        label_selector: selector.into(),
-        ..Default::default()
-    };
-    let list = client
-        .call(|channel| {
-            let request = request.clone();
-            async move { client::objects(channel).list(request).await.map(|r| r.into_inner()) }
-        })
-        .await?;
-    Ok(list.items.into_iter().filter_map(|o| T::try_from(o).ok()).collect())
+    let api = Api::dynamic(client, Kind::parse(kind)?, "default");
+    let list = api.list(&ListParams::default().labels(selector)).await?;
+Ok(list.items.into_iter().filter_map(|o| T::try_from(o).ok()).collect())
 }
 
 async fn pods(cluster: &TestCluster, app: &str) -> Result<Vec<Pod>> {
@@ -65,19 +56,7 @@ async fn pods(cluster: &TestCluster, app: &str) -> Result<Vec<Pod>> {
 }
 
 async fn get<T: TryFrom<bosun_proto::api::Object>>(cluster: &TestCluster, kind: &str, name: &str) -> Result<Option<T>> {
-    let request = GetRequest {
-        kind: kind.into(),
-        namespace: "default".into(),
-        name: name.into(),
-        allow_stale: false,
-    };
-    let result = cluster
-        .client()
-        .call(|channel| {
-            let request = request.clone();
-            async move { client::objects(channel).get(request).await.map(|r| r.into_inner()) }
-        })
-        .await;
+    let result = Api::dynamic(&cluster.client(), Kind::parse(kind)?, "default").get(name).await;
     match result {
         Ok(object) => Ok(T::try_from(object).ok()),
         Err(e) if e.to_string().contains("not found") => Ok(None),
@@ -430,26 +409,17 @@ async fn deleting_an_owner_collects_orphans_or_waits_as_asked() -> Result<()> {
     let cluster = two_nodes(&[]).await?;
     apply(&cluster, &deployment("gc", 2, "1", "", "")).await?;
     wait_ready(&cluster, "gc", 2, "1", Duration::from_secs(60)).await?;
-    let delete = |kind: &str, name: &str, policy: &str| DeleteRequest {
-        kind: kind.into(),
-        namespace: "default".into(),
-        name: name.into(),
-        propagation_policy: policy.into(),
-        ..Default::default()
-    };
-    let call = |request: DeleteRequest| {
-        let client = cluster.client();
-        async move {
-            client
-                .call(|channel| {
-                    let request = request.clone();
-                    async move { client::objects(channel).delete(request).await.map(|r| r.into_inner()) }
-                })
-                .await
-        }
+    let delete = |kind: Kind, name: &str, policy: &str| {
+        let api = Api::dynamic(&cluster.client(), kind, "default");
+        let name = name.to_string();
+        let params = DeleteParams {
+            propagation_policy: policy.into(),
+            ..Default::default()
+        };
+        async move { api.delete(&name, &params).await }
     };
     // Orphan: the ReplicaSet and its pods stay, without the reference.
-    call(delete("Deployment", "gc", "Orphan")).await?;
+    delete(Kind::Deployment, "gc", "Orphan").await?;
     let sets: Vec<ReplicaSet> = list(&cluster.client(), "ReplicaSet", "").await?;
     ensure!(sets.len() == 1, "{sets:?}");
     let rs = sets[0].metadata.clone().unwrap_or_default();
@@ -460,7 +430,7 @@ async fn deleting_an_owner_collects_orphans_or_waits_as_asked() -> Result<()> {
     );
 
     // Foreground: the ReplicaSet stays, marked, until its pods are gone.
-    let marked = call(delete("ReplicaSet", &rs.name, "Foreground")).await?;
+    let marked = delete(Kind::ReplicaSet, &rs.name, "Foreground").await?;
     ensure!(!marked.deleted, "{marked:?}");
     wait_until(
         Duration::from_secs(30),

@@ -13,6 +13,7 @@ use bosun_proto::api::{Namespace, Object, ObjectMeta};
 use bosun_proto::internal::{command, Command, CreateOp};
 use bosun_proto::Kind;
 use openraft::ServerState;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::admission::{prepare, stamp_new};
@@ -34,30 +35,70 @@ pub struct Duties {
 /// leads.
 pub async fn supervise(replica: Arc<Replica>, duties: Duties, shutdown: CancellationToken) {
     let mut metrics = replica.raft.metrics();
-    let mut running: Option<CancellationToken> = None;
+    let (leading, role) = watch::channel(false);
+    let follow_role = async {
+        loop {
+            let leader = metrics.borrow_and_update().state == ServerState::Leader;
+            leading.send_if_modified(|was| std::mem::replace(was, leader) != leader);
+            tokio::select! {
+                changed = metrics.changed() => if changed.is_err() { break },
+                () = shutdown.cancelled() => break,
+            }
+        }
+        // Dropping the sender ends `alternate`.
+        drop(leading);
+    };
+    let id = replica.id;
+    let generations = alternate(role, shutdown.clone(), |token| {
+        run_duties(replica.clone(), duties.clone(), token)
+    });
+    tokio::join!(follow_role, generations);
+    tracing::debug!(node_id = id, "leader supervision ended");
+}
+
+/// Runs one generation of `duties` while `leading` is true, and never two
+/// at once: when leadership ends the generation is cancelled and awaited
+/// to its end (its writes in flight answered) before anything else
+/// happens, as Nomad's `revokeLeadership` switches each part off before
+/// returning; a master that leads again starts a fresh generation only
+/// then. Ends, after the running generation, when `leading` closes or
+/// `shutdown` is cancelled.
+async fn alternate<F, Fut>(mut leading: watch::Receiver<bool>, shutdown: CancellationToken, duties: F)
+where
+    F: Fn(CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let mut running: Option<(CancellationToken, tokio::task::JoinHandle<()>)> = None;
     loop {
-        let leading = metrics.borrow_and_update().state == ServerState::Leader;
-        match (leading, &running) {
+        let lead = *leading.borrow_and_update();
+        match (lead, running.take()) {
             (true, None) => {
-                tracing::info!(node_id = replica.id, "became leader: starting leader duties");
+                tracing::info!("became leader: starting leader duties");
                 let token = shutdown.child_token();
-                tokio::spawn(run_duties(replica.clone(), duties.clone(), token.clone()));
-                running = Some(token);
+                running = Some((token.clone(), tokio::spawn(duties(token))));
             }
-            (false, Some(token)) => {
-                tracing::info!(node_id = replica.id, "no longer leader: stopping leader duties");
-                token.cancel();
-                running = None;
+            (false, Some(generation)) => {
+                tracing::info!("no longer leader: stopping leader duties");
+                stop(generation).await;
+                tracing::info!("leader duties stopped");
             }
-            _ => {}
+            (_, unchanged) => running = unchanged,
         }
         tokio::select! {
-            changed = metrics.changed() => if changed.is_err() { break },
+            changed = leading.changed() => if changed.is_err() { break },
             () = shutdown.cancelled() => break,
         }
     }
-    if let Some(token) = running {
-        token.cancel();
+    if let Some(generation) = running {
+        stop(generation).await;
+    }
+}
+
+/// Cancels a generation of duties and waits for it to end.
+async fn stop((token, handle): (CancellationToken, tokio::task::JoinHandle<()>)) {
+    token.cancel();
+    if let Err(e) = handle.await {
+        tracing::error!(error = %e, "the leader duties ended abnormally");
     }
 }
 
@@ -120,4 +161,60 @@ async fn create_namespace(replica: &Replica, name: &str) -> Result<(), String> {
         op: Some(command::Op::Create(CreateOp { object: Some(object) })),
     };
     replica.propose(command).await.map(|_| ()).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    /// Leadership flapping faster than a generation ends: each generation
+    /// keeps "writing" for a while after it is cancelled, and no two may be
+    /// alive at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn generations_of_duties_never_overlap_when_leadership_flaps() {
+        let (leading, role) = watch::channel(false);
+        let alive = Arc::new(AtomicUsize::new(0));
+        let most_alive = Arc::new(AtomicUsize::new(0));
+        let started = Arc::new(Mutex::new(Vec::new()));
+        let shutdown = CancellationToken::new();
+        let duties = {
+            let (alive, most_alive, started) = (alive.clone(), most_alive.clone(), started.clone());
+            move |token: CancellationToken| {
+                let (alive, most_alive, started) = (alive.clone(), most_alive.clone(), started.clone());
+                async move {
+                    let now = alive.fetch_add(1, Ordering::SeqCst) + 1;
+                    most_alive.fetch_max(now, Ordering::SeqCst);
+                    started.lock().unwrap().push(now);
+                    token.cancelled().await;
+                    // Writes still in flight after the step-down.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    alive.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+        };
+        let supervisor = tokio::spawn(alternate(role, shutdown.clone(), duties));
+        for _ in 0..20 {
+            leading.send_replace(true);
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            leading.send_replace(false);
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        leading.send_replace(true);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while alive.load(Ordering::SeqCst) == 0 {
+            assert!(tokio::time::Instant::now() < deadline, "the last generation never started");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(10), supervisor)
+            .await
+            .expect("supervision ends after shutdown")
+            .expect("no panic");
+        assert_eq!(most_alive.load(Ordering::SeqCst), 1, "two generations ran at once");
+        assert_eq!(alive.load(Ordering::SeqCst), 0, "shutdown waits for the last generation");
+        assert!(started.lock().unwrap().len() >= 2, "leadership changed hands several times");
+    }
 }

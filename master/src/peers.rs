@@ -7,18 +7,29 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bosun_proto::internal::raft_client::RaftClient;
-use tonic::transport::{Channel, Endpoint};
+use bosun_proto::transport::Transport;
+use tonic::transport::Channel;
 
 /// Largest message between masters: a snapshot chunk or a batch of entries.
 pub(crate) const MAX_MESSAGE_BYTES: usize = 64 << 20;
+/// Masters are near each other: one that does not connect in this time
+/// is treated as down, so a heartbeat round is not held up.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
-#[derive(Default)]
 pub struct Peers {
+    transport: Transport,
     channels: Mutex<HashMap<String, Channel>>,
 }
 
 impl Peers {
+    pub fn new(transport: Transport) -> Peers {
+        Peers {
+            transport,
+            channels: Mutex::default(),
+        }
+    }
+
+
     /// A client for the master at `addr` (`host:port`).
     ///
     /// # Errors
@@ -38,10 +49,10 @@ impl Peers {
         if let Some(channel) = channels.get(addr) {
             return Ok(channel.clone());
         }
-        let channel = Endpoint::from_shared(format!("http://{addr}"))?
+        let channel = self
+            .transport
+            .endpoint(addr)?
             .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(10))
             .connect_lazy();
         channels.insert(addr.to_string(), channel.clone());
         Ok(channel)

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bosun_proto::transport::Transport;
 use bosun_proto::api::cluster_server::ClusterServer;
 use bosun_proto::api::nodes_server::NodesServer;
 use bosun_proto::api::objects_server::ObjectsServer;
@@ -15,7 +16,6 @@ use bosun_proto::internal::raft_server::RaftServer;
 use bosun_proto::internal::JoinRequest;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::server::TcpIncoming;
 use tonic::{Code, Status};
 
 use crate::api::{ClusterService, NodesService, ObjectsService, PodsService};
@@ -107,7 +107,9 @@ pub async fn run(
             "--force-new-cluster: this master is now the only member; restart it without the flag, then join new masters"
         );
     }
-    let peers = Arc::new(Peers::default());
+    // Plaintext until the security issue builds it from the cluster's CA.
+    let transport = Transport::plaintext();
+    let peers = Arc::new(Peers::new(transport.clone()));
     let writer = Writer::start(db.clone());
     let log_store = LogStore::open(db.clone(), writer.clone()).map_err(|e| ServerError::LoadState(Box::new(e)))?;
     let raft = Raft::new(
@@ -168,7 +170,7 @@ pub async fn run(
     };
     tokio::spawn(crate::leader::supervise(replica.clone(), duties, token.clone()));
 
-    let serve = serve(replica, liveness, listener, token.clone());
+    let serve = serve(replica, liveness, &transport, listener, token.clone());
     tokio::pin!(serve);
     let join_failed = async {
         match joining {
@@ -204,6 +206,7 @@ pub async fn run(
 async fn serve(
     replica: Arc<Replica>,
     liveness: Arc<Liveness>,
+    transport: &Transport,
     listener: TcpListener,
     token: CancellationToken,
 ) -> Result<(), ServerError> {
@@ -228,7 +231,8 @@ async fn serve(
     let raft = RaftServer::new(RaftService::new(replica.clone(), liveness.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    tonic::transport::Server::builder()
+    transport
+        .server()
         .add_service(objects)
         .add_service(NodesServer::new(NodesService::new(replica.clone(), liveness)))
         .add_service(PodsServer::new(PodsService::new(replica.clone())))
@@ -237,10 +241,7 @@ async fn serve(
         .add_service(health)
         .add_service(reflection)
         .add_service(reflection_alpha)
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            token.cancelled_owned(),
-        )
+        .serve_with_incoming_shutdown(transport.incoming(listener), token.cancelled_owned())
         .await
         .map_err(ServerError::Serve)
 }

@@ -4,56 +4,27 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::path::PathBuf;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
+use bosun_proto::transport::Transport;
 use bosun_proto::api::Pod;
 use bosun_proto::client::Client;
 use bosun_proto::internal::agent_server::AgentServer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::server::TcpIncoming;
 
 use crate::cleanup;
 use crate::config::{parse_pairs, AgentConfig};
-use crate::events::Recorder;
+use crate::context::{Caches, Context, DataDir, Parts};
 use crate::node::{self, NodeFacts};
 use crate::plan;
 use crate::runtime::docker::{Docker, NetworkRemoval};
 use crate::runtime::ContainerRuntime;
 use crate::server::AgentService;
-use crate::status::Reporter;
 
 /// Pause before asking an unanswering runtime again.
 const RUNTIME_RETRY: Duration = Duration::from_secs(1);
-
-/// Pods bound to this node by namespace and name, for the logs/exec
-/// server.
-pub type PodIndex = Arc<RwLock<HashMap<(String, String), Arc<Pod>>>>;
-
-/// What every part of one agent shares.
-pub struct Shared<R> {
-    pub node: String,
-    /// The cluster's id, learnt at registration; labels every container.
-    pub cluster_id: OnceLock<String>,
-    /// The agent's data directory (absolute).
-    pub data_dir: PathBuf,
-    /// The agent's identity on its engine ([`cleanup::identity`]), known
-    /// once the runtime answered; labels every container. Set before the
-    /// pod manager starts.
-    pub identity: OnceLock<String>,
-    pub runtime: Arc<R>,
-    pub client: Client,
-    pub plan: plan::Context,
-    /// Extra labels on every container (`--container-labels`).
-    pub container_labels: HashMap<String, String>,
-    pub reporter: Reporter,
-    pub events: Recorder,
-    pub pods: PodIndex,
-    /// Notified when the container runtime answers again after an outage.
-    pub runtime_back: tokio::sync::Notify,
-}
 
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -72,18 +43,8 @@ pub enum AgentError {
     Cleanup(String),
 }
 
-/// The data directory: `--data-dir`, or `~/.local/share/bosun/agent-NAME`;
-/// created, and made absolute (it is part of the agent's identity).
-fn data_dir(config: &AgentConfig, name: &str) -> Result<PathBuf, AgentError> {
-    let data_dir = config.data_dir.clone().unwrap_or_else(|| {
-        let base = std::env::var_os("HOME")
-            .map(|h| PathBuf::from(h).join(".local/share/bosun"))
-            .unwrap_or_else(|| "bosun-data".into());
-        base.join(format!("agent-{name}"))
-    });
-    std::fs::create_dir_all(&data_dir)
-        .map_err(|e| AgentError::Config(format!("data dir {}: {e}", data_dir.display())))?;
-    Ok(std::fs::canonicalize(&data_dir).unwrap_or(data_dir))
+fn data_dir(config: &AgentConfig, name: &str) -> Result<DataDir, AgentError> {
+    DataDir::open(config.data_dir.as_deref(), name).map_err(AgentError::Config)
 }
 
 /// Runs an agent on Docker until `shutdown` completes. Pods keep running
@@ -112,33 +73,29 @@ pub async fn run(
             .await
             .map_err(|e| AgentError::Config(e.to_string()))?,
     );
-    let client = Client::new(config.master.clone());
-    let shared = Arc::new(Shared {
-        node: facts.name.clone(),
-        cluster_id: OnceLock::new(),
-        data_dir,
-        identity: OnceLock::new(),
-        runtime,
-        client: client.clone(),
-        plan: plan::Context {
-            backoff: config.backoff(),
+    // Plaintext until the security issue gives the agent its certificate.
+    let transport = Transport::plaintext();
+    let client = Client::with_transport(config.master.clone(), transport.clone());
+    let shared = Context::new(
+        Parts {
+            node: facts.name.clone(),
             host_ip: facts.address.clone(),
+            data: data_dir,
+            runtime,
+            caches: Caches::start(&client, &token),
+            client,
+            backoff: config.backoff(),
+            container_labels,
         },
-        container_labels,
-        events: Recorder::start(client.clone(), &facts.name, token.clone()),
-        reporter: Reporter::start(client, token.clone()),
-        pods: PodIndex::default(),
-        runtime_back: tokio::sync::Notify::new(),
-    });
+        &token,
+    );
     tracing::info!(node = %facts.name, address = %facts.address, port = facts.port, masters = ?config.master, "node agent starting");
     start(shared.clone(), facts, config.heartbeat(), token.clone());
 
-    let server = tonic::transport::Server::builder()
+    let server = transport
+        .server()
         .add_service(AgentServer::new(AgentService::new(shared)))
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            token.clone().cancelled_owned(),
-        );
+        .serve_with_incoming_shutdown(transport.incoming(listener), token.clone().cancelled_owned());
     tokio::pin!(server);
     let result = tokio::select! {
         result = &mut server => result,
@@ -154,7 +111,7 @@ pub async fn run(
 
 /// Starts registration, heartbeats and the pod manager for one agent.
 pub fn start<R: ContainerRuntime>(
-    shared: Arc<Shared<R>>,
+    shared: Arc<Context<R>>,
     facts: NodeFacts,
     heartbeat: Duration,
     token: CancellationToken,
@@ -186,7 +143,7 @@ pub fn start<R: ContainerRuntime>(
 /// starts removing its containers of clusters it no longer belongs to,
 /// and, in a container, joins the pod network at once (adopted pods are
 /// probed before any new sandbox would prepare it). False when cancelled.
-async fn settle_in<R: ContainerRuntime>(shared: &Arc<Shared<R>>, token: &CancellationToken) -> bool {
+async fn settle_in<R: ContainerRuntime>(shared: &Arc<Context<R>>, token: &CancellationToken) -> bool {
     let own = loop {
         match shared.runtime.own_container().await {
             Ok(own) => break own,
@@ -199,7 +156,7 @@ async fn settle_in<R: ContainerRuntime>(shared: &Arc<Shared<R>>, token: &Cancell
             }
         }
     };
-    let identity = cleanup::identity(&shared.node, &shared.data_dir, own.as_ref());
+    let identity = cleanup::identity(&shared.node, shared.data.path(), own.as_ref());
     tracing::info!(identity = %identity, "agent identity (labels its containers)");
     let _ = shared.identity.set(identity);
     tokio::spawn(remove_stale(shared.clone(), token.clone()));
@@ -213,7 +170,7 @@ async fn settle_in<R: ContainerRuntime>(shared: &Arc<Shared<R>>, token: &Cancell
 
 /// Removes this agent's containers of other clusters, retrying until the
 /// runtime answers once (the pods of this cluster do not wait for it).
-async fn remove_stale<R: ContainerRuntime>(shared: Arc<Shared<R>>, token: CancellationToken) {
+async fn remove_stale<R: ContainerRuntime>(shared: Arc<Context<R>>, token: CancellationToken) {
     loop {
         match cleanup::remove_stale(shared.runtime.as_ref(), shared.identity(), shared.cluster()).await {
             Ok(0) => return,
@@ -250,7 +207,7 @@ pub async fn cleanup(config: AgentConfig) -> Result<usize, AgentError> {
         .own_container()
         .await
         .map_err(|e| AgentError::Cleanup(e.to_string()))?;
-    let identity = cleanup::identity(&facts.name, &data_dir, own.as_ref());
+    let identity = cleanup::identity(&facts.name, data_dir.path(), own.as_ref());
     let removed = cleanup::remove_all(&runtime, &identity)
         .await
         .map_err(|e| AgentError::Cleanup(e.to_string()))?;
@@ -269,16 +226,4 @@ pub async fn cleanup(config: AgentConfig) -> Result<usize, AgentError> {
         }
     }
     Ok(removed)
-}
-
-impl<R> Shared<R> {
-    /// The cluster id (empty until registration finished).
-    pub fn cluster(&self) -> &str {
-        self.cluster_id.get().map_or("", String::as_str)
-    }
-
-    /// The agent's identity (empty until the runtime first answered).
-    pub fn identity(&self) -> &str {
-        self.identity.get().map_or("", String::as_str)
-    }
 }

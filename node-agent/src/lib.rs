@@ -20,6 +20,7 @@
 pub mod agent;
 pub mod cleanup;
 pub mod config;
+pub mod context;
 pub mod env;
 pub mod events;
 pub mod node;

@@ -9,15 +9,15 @@ use std::time::Duration;
 
 use bosun_proto::api::nodes_client::NodesClient;
 use bosun_proto::api::{
-    self, CreateRequest, DaemonEndpoint, GetRequest, HeartbeatRequest, NodeAddress, NodeCondition, NodeDaemonEndpoints,
-    NodeSpec, NodeStatus, NodeSystemInfo, ObjectMeta, Quantity as ApiQuantity, Taint, UpdateRequest,
+    self, DaemonEndpoint, HeartbeatRequest, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeSpec, NodeStatus,
+    NodeSystemInfo, ObjectMeta, Quantity as ApiQuantity, Taint,
 };
-use bosun_proto::client::{self, Client, ClientError};
+use bosun_proto::client::{Api, Client, ClientError, PostParams};
 use bosun_proto::quantity::{format_bytes, format_cpu_millis, Quantity};
 use bosun_proto::validate;
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::Shared;
+use crate::context::Context;
 use crate::config::{parse_pairs, AgentConfig};
 use crate::runtime::ContainerRuntime;
 
@@ -209,20 +209,10 @@ pub async fn register(client: &Client, facts: &NodeFacts, runtime_version: &str,
 }
 
 async fn try_register(client: Client, facts: &NodeFacts, runtime_version: &str) -> Result<(), ClientError> {
-    let get = GetRequest {
-        kind: "Node".into(),
-        name: facts.name.clone(),
-        ..Default::default()
-    };
-    let existing = client
-        .call(|channel| {
-            let get = get.clone();
-            async move { client::objects(channel).get(get).await.map(|r| r.into_inner()) }
-        })
-        .await;
+    let nodes = Api::<api::Node>::all(&client);
     let mut status = facts.status(runtime_version);
-    match existing {
-        Err(e) if e.code() == Some(tonic::Code::NotFound) => {
+    match nodes.get_opt(&facts.name).await? {
+        None => {
             status.conditions.push(NodeCondition {
                 r#type: "Ready".into(),
                 status: "Unknown".into(),
@@ -243,53 +233,21 @@ async fn try_register(client: Client, facts: &NodeFacts, runtime_version: &str) 
                 status: Some(status),
                 ..Default::default()
             };
-            let request = CreateRequest {
-                object: Some(node.into()),
-                ..Default::default()
-            };
-            client
-                .call(|channel| {
-                    let request = request.clone();
-                    async move { client::objects(channel).create(request).await }
-                })
-                .await?;
+            nodes.create(&PostParams::default(), node).await?;
             Ok(())
         }
-        Err(e) => Err(e),
-        Ok(object) => {
+        Some(mut node) => {
             // Refresh labels (the agent's flags win) and the agent-owned
             // status; keep spec (cordon, taints) and conditions.
-            let mut node =
-                api::Node::try_from(object).map_err(|e| ClientError::Status(tonic::Status::internal(e.to_string())))?;
             let meta = node.metadata.get_or_insert_with(Default::default);
             let before = meta.labels.clone();
             meta.labels.extend(facts.labels.iter().cloned());
             if meta.labels != before {
-                let request = UpdateRequest {
-                    object: Some(node.clone().into()),
-                    ..Default::default()
-                };
-                let updated = client
-                    .call(|channel| {
-                        let request = request.clone();
-                        async move { client::objects(channel).update(request).await.map(|r| r.into_inner()) }
-                    })
-                    .await?;
-                node = api::Node::try_from(updated)
-                    .map_err(|e| ClientError::Status(tonic::Status::internal(e.to_string())))?;
+                node = nodes.update(&PostParams::default(), node).await?;
             }
             status.conditions = node.status.clone().unwrap_or_default().conditions;
             node.status = Some(status);
-            let request = UpdateRequest {
-                object: Some(node.into()),
-                ..Default::default()
-            };
-            client
-                .call(|channel| {
-                    let request = request.clone();
-                    async move { client::objects(channel).update_status(request).await }
-                })
-                .await?;
+            nodes.update_status(node).await?;
             Ok(())
         }
     }
@@ -299,21 +257,13 @@ async fn try_register(client: Client, facts: &NodeFacts, runtime_version: &str) 
 /// Kubernetes uses kube-system's). Retries until the leader has created it.
 /// `None` if cancelled first.
 pub async fn cluster_id(client: &Client, token: &CancellationToken) -> Option<String> {
-    let request = GetRequest {
-        kind: "Namespace".into(),
-        name: "bosun-system".into(),
-        ..Default::default()
-    };
+    let namespaces = Api::<api::Namespace>::all(client);
     loop {
-        let found = client
-            .call(|channel| {
-                let request = request.clone();
-                async move { client::objects(channel).get(request).await.map(|r| r.into_inner()) }
-            })
-            .await;
-        if let Some(uid) = found
+        if let Some(uid) = namespaces
+            .get("bosun-system")
+            .await
             .ok()
-            .and_then(|o| o.metadata().map(|m| m.uid.clone()))
+            .and_then(|ns| ns.metadata.map(|m| m.uid))
             .filter(|u| !u.is_empty())
         {
             return Some(uid);
@@ -328,7 +278,7 @@ pub async fn cluster_id(client: &Client, token: &CancellationToken) -> Option<St
 /// Heartbeats every `period` with the runtime's health; registers again if
 /// the Node object was deleted.
 pub async fn heartbeat<R: ContainerRuntime>(
-    shared: Arc<Shared<R>>,
+    shared: Arc<Context<R>>,
     facts: NodeFacts,
     mut runtime_version: String,
     period: Duration,

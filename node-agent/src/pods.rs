@@ -7,13 +7,15 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bosun_proto::api::{EventType, ListRequest, Object, Pod, WatchEvent, WatchRequest};
-use bosun_proto::client::{self, ClientError};
+use bosun_proto::api::{EventType, Object, Pod};
+use bosun_proto::client::{Api, Change, Watcher};
+use bosun_proto::Kind;
+
+
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tonic::Streaming;
 
-use crate::agent::Shared;
+use crate::context::Context;
 use crate::plan::Desired;
 use crate::runtime::{labels, ContainerRuntime, RuntimeEvent};
 use crate::worker::{self, WorkerHandle};
@@ -26,7 +28,7 @@ const SWEEP: Duration = Duration::from_secs(30);
 const RETRY: Duration = Duration::from_millis(500);
 
 struct Manager<R: ContainerRuntime> {
-    shared: Arc<Shared<R>>,
+    shared: Arc<Context<R>>,
     workers: HashMap<String, WorkerHandle>,
     done: mpsc::UnboundedSender<String>,
     token: CancellationToken,
@@ -36,7 +38,7 @@ struct Manager<R: ContainerRuntime> {
 }
 
 /// Runs the pod manager until `token` is cancelled.
-pub async fn run<R: ContainerRuntime>(shared: Arc<Shared<R>>, token: CancellationToken) {
+pub async fn run<R: ContainerRuntime>(shared: Arc<Context<R>>, token: CancellationToken) {
     let (done, mut finished) = mpsc::unbounded_channel();
     let (events_tx, mut events) = mpsc::channel(EVENTS);
     tokio::spawn(forward_runtime_events(shared.clone(), events_tx, token.clone()));
@@ -47,36 +49,26 @@ pub async fn run<R: ContainerRuntime>(shared: Arc<Shared<R>>, token: Cancellatio
         token: token.clone(),
         listed: false,
     };
-    let mut revision: Option<u64> = None;
-    let mut stream: Option<Streaming<WatchEvent>> = None;
+    let pods = Api::<Object>::dynamic(&manager.shared.client, Kind::Pod, "");
+    let mut watcher = Watcher::new(pods, "", &format!("spec.nodeName={}", manager.shared.node));
     let mut sweep = tokio::time::interval(SWEEP);
     loop {
-        if stream.is_none() {
-            match manager.connect(&mut revision).await {
-                Ok(connected) => stream = Some(connected),
+        tokio::select! {
+            change = watcher.next() => match change {
+                Ok(Change::Relisted(pods)) => {
+                    manager.replace_all(pods);
+                    if !manager.listed {
+                        manager.listed = true;
+                        manager.sweep().await;
+                    }
+                }
+                Ok(Change::Event(kind, pod)) => manager.apply(kind, *pod),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot watch this node's pods; retrying");
                     tokio::select! {
-                        () = tokio::time::sleep(RETRY) => continue,
+                        () = tokio::time::sleep(RETRY) => {}
                         () = token.cancelled() => return,
                     }
-                }
-            }
-        }
-        let watching = stream.as_mut().expect("connected above");
-        tokio::select! {
-            message = watching.message() => match message {
-                Ok(Some(event)) => {
-                    revision = Some(event.revision);
-                    manager.apply(event);
-                }
-                Ok(None) => stream = None,
-                Err(status) => {
-                    if status.code() == tonic::Code::OutOfRange {
-                        revision = None;
-                    }
-                    tracing::info!(error = %status.message(), "pod watch ended; reconnecting");
-                    stream = None;
                 }
             },
             Some(uid) = finished.recv() => {
@@ -90,50 +82,8 @@ pub async fn run<R: ContainerRuntime>(shared: Arc<Shared<R>>, token: Cancellatio
 }
 
 impl<R: ContainerRuntime> Manager<R> {
-    /// Lists (when needed) and opens the watch from the known revision.
-    async fn connect(&mut self, revision: &mut Option<u64>) -> Result<Streaming<WatchEvent>, ClientError> {
-        let selector = format!("spec.nodeName={}", self.shared.node);
-        let client = self.shared.client.clone();
-        if revision.is_none() {
-            let request = ListRequest {
-                kind: "Pod".into(),
-                field_selector: selector.clone(),
-                ..Default::default()
-            };
-            let list = client
-                .call(|channel| {
-                    let request = request.clone();
-                    async move { client::objects(channel).list(request).await.map(|r| r.into_inner()) }
-                })
-                .await?;
-            self.replace_all(list.items);
-            *revision = Some(list.revision);
-            if !self.listed {
-                self.listed = true;
-                self.sweep().await;
-            }
-        }
-        let request = WatchRequest {
-            kind: "Pod".into(),
-            field_selector: selector,
-            since_revision: revision.unwrap_or(0),
-            ..Default::default()
-        };
-        let result = client
-            .call(|channel| {
-                let request = request.clone();
-                async move { client::objects(channel).watch(request).await.map(|r| r.into_inner()) }
-            })
-            .await;
-        if result.as_ref().err().and_then(ClientError::code) == Some(tonic::Code::OutOfRange) {
-            *revision = None;
-        }
-        result
-    }
-
-    fn apply(&mut self, event: WatchEvent) {
-        let Some(object) = event.object else { return };
-        if event.r#type == EventType::Deleted as i32 {
+    fn apply(&mut self, kind: EventType, object: Object) {
+        if kind == EventType::Deleted {
             self.forget(&object);
         } else {
             self.remember(object);
@@ -242,7 +192,7 @@ impl<R: ContainerRuntime> Manager<R> {
 
 /// Forwards runtime events, resubscribing when the runtime goes away.
 async fn forward_runtime_events<R: ContainerRuntime>(
-    shared: Arc<Shared<R>>,
+    shared: Arc<Context<R>>,
     events: mpsc::Sender<RuntimeEvent>,
     token: CancellationToken,
 ) {

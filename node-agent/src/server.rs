@@ -10,15 +10,15 @@ use futures::{Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::agent::Shared;
+use crate::context::Context;
 use crate::runtime::{labels, ContainerInfo, ContainerRuntime, ExecOutput, LogOptions, RuntimeError};
 
 pub struct AgentService<R> {
-    shared: Arc<Shared<R>>,
+    shared: Arc<Context<R>>,
 }
 
 impl<R: ContainerRuntime> AgentService<R> {
-    pub fn new(shared: Arc<Shared<R>>) -> AgentService<R> {
+    pub fn new(shared: Arc<Context<R>>) -> AgentService<R> {
         AgentService { shared }
     }
 

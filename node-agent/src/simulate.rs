@@ -8,13 +8,10 @@ use std::sync::Arc;
 use bosun_proto::client::Client;
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::{PodIndex, Shared};
+use crate::context::{Caches, Context, DataDir, Parts};
 use crate::config::{AgentConfig, SimulateConfig};
-use crate::events::Recorder;
 use crate::node::NodeFacts;
-use crate::plan;
 use crate::runtime::fake::FakeRuntime;
-use crate::status::Reporter;
 
 /// Runs `simulate.nodes` fake agents until `shutdown` completes.
 ///
@@ -27,6 +24,8 @@ pub async fn run(
 ) -> Result<(), String> {
     let token = CancellationToken::new();
     let client = Client::new(config.master.clone());
+    // One cache for every simulated agent, as they share one process.
+    let caches = Caches::start(&client, &token);
     for i in 0..simulate.nodes {
         let mut node_config = config.clone();
         node_config.name = Some(format!("{}{i}", simulate.name_prefix));
@@ -34,24 +33,19 @@ pub async fn run(
         node_config.memory = Some(simulate.node_memory.clone());
         node_config.address = Some("127.0.0.1".into());
         let facts = NodeFacts::gather(&node_config, "127.0.0.1:0".parse().expect("literal address"))?;
-        let runtime = Arc::new(FakeRuntime::new(false));
-        let shared = Arc::new(Shared {
-            node: facts.name.clone(),
-            cluster_id: std::sync::OnceLock::new(),
-            data_dir: format!("simulated/{}", facts.name).into(),
-            identity: std::sync::OnceLock::new(),
-            runtime,
-            client: client.clone(),
-            plan: plan::Context {
-                backoff: config.backoff(),
+        let shared = Context::new(
+            Parts {
+                node: facts.name.clone(),
                 host_ip: facts.address.clone(),
+                data: DataDir::simulated(&facts.name),
+                runtime: Arc::new(FakeRuntime::new(false)),
+                client: client.clone(),
+                caches: caches.clone(),
+                backoff: config.backoff(),
+                container_labels: HashMap::new(),
             },
-            container_labels: HashMap::new(),
-            reporter: Reporter::start(client.clone(), token.clone()),
-            events: Recorder::start(client.clone(), &facts.name, token.clone()),
-            pods: PodIndex::default(),
-            runtime_back: tokio::sync::Notify::new(),
-        });
+            &token,
+        );
         crate::agent::start(shared, facts, config.heartbeat(), token.clone());
     }
     tracing::info!(nodes = simulate.nodes, "simulated agents started");

@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use bosun_proto::api::{ObjectMeta, Pod, PodStatus, UpdateStatusesRequest};
-use bosun_proto::client::{self, Client};
+use bosun_proto::api::{ObjectMeta, Pod, PodStatus};
+use bosun_proto::client::{Api, Client};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -197,31 +197,21 @@ enum Outcome {
 
 /// Sends a batch of statuses; one outcome per status, in order.
 async fn send(client: Client, batch: &[(String, Report)]) -> Vec<Outcome> {
-    let objects = batch
+    let pods = batch
         .iter()
-        .map(|(_, report)| {
-            Pod {
-                metadata: Some(ObjectMeta {
-                    name: report.name.clone(),
-                    namespace: report.namespace.clone(),
-                    uid: report.uid.clone(),
-                    ..Default::default()
-                }),
-                status: Some(report.status.clone()),
+        .map(|(_, report)| Pod {
+            metadata: Some(ObjectMeta {
+                name: report.name.clone(),
+                namespace: report.namespace.clone(),
+                uid: report.uid.clone(),
                 ..Default::default()
-            }
-            .into()
+            }),
+            status: Some(report.status.clone()),
+            ..Default::default()
         })
         .collect();
-    let request = UpdateStatusesRequest { objects };
-    let result = client
-        .call(|channel| {
-            let request = request.clone();
-            async move { client::objects(channel).update_statuses(request).await }
-        })
-        .await;
-    let results = match result {
-        Ok(response) => response.into_inner().results,
+    let results = match Api::<Pod>::all(&client).update_statuses(pods).await {
+        Ok(results) => results,
         Err(e) => {
             tracing::warn!(statuses = batch.len(), error = %e, "cannot report pod statuses; will retry");
             tokio::time::sleep(RETRY_PAUSE).await;
@@ -230,21 +220,16 @@ async fn send(client: Client, batch: &[(String, Report)]) -> Vec<Outcome> {
     };
     batch
         .iter()
-        .enumerate()
-        .map(|(index, (_, report))| {
-            let Some(result) = results.get(index) else {
-                return Outcome::Retry;
-            };
-            match tonic::Code::from_i32(result.code) {
-                tonic::Code::Ok => Outcome::Stored,
-                tonic::Code::NotFound | tonic::Code::Aborted => {
-                    tracing::debug!(pod = %report.name, error = %result.message, "pod gone; status dropped");
-                    Outcome::Gone
-                }
-                _ => {
-                    tracing::warn!(pod = %report.name, error = %result.message, "cannot report pod status; will retry");
-                    Outcome::Retry
-                }
+        .zip(results)
+        .map(|((_, report), result)| match result {
+            Ok(_) => Outcome::Stored,
+            Err(e) if matches!(e.code(), Some(tonic::Code::NotFound | tonic::Code::Aborted)) => {
+                tracing::debug!(pod = %report.name, error = %e, "pod gone; status dropped");
+                Outcome::Gone
+            }
+            Err(e) => {
+                tracing::warn!(pod = %report.name, error = %e, "cannot report pod status; will retry");
+                Outcome::Retry
             }
         })
         .collect()

@@ -8,15 +8,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bosun_proto::api::{ConfigMap, Container, DeleteRequest, GetRequest, Pod, Secret};
-use bosun_proto::client;
+use bosun_proto::api::{Container, Pod};
+use bosun_proto::client::{Api, Client, DeleteParams, Store, Typed};
 use bosun_proto::quantity::Quantity;
 use bosun_proto::Kind;
 use futures::future::join_all;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::Shared;
+use crate::context::Context;
 use crate::env;
 use crate::events;
 use crate::plan::{self, Action, Desired, Memory};
@@ -49,7 +49,7 @@ impl WorkerHandle {
 /// Starts the worker for pod `uid`; it sends `uid` on `done` when the pod
 /// and its containers are gone.
 pub fn spawn<R: ContainerRuntime>(
-    shared: Arc<Shared<R>>,
+    shared: Arc<Context<R>>,
     uid: String,
     pod: Desired,
     done: mpsc::UnboundedSender<String>,
@@ -88,7 +88,7 @@ enum Next {
 }
 
 struct Worker<R: ContainerRuntime> {
-    shared: Arc<Shared<R>>,
+    shared: Arc<Context<R>>,
     uid: String,
     memory: Memory,
     /// Probing tasks of the pod's running containers; their verdicts go
@@ -432,39 +432,15 @@ impl<R: ContainerRuntime> Worker<R> {
         let namespace = pod.metadata.as_ref().map(|m| m.namespace.clone()).unwrap_or_default();
         let (config_maps, secrets) = env::referenced(container);
         let mut sources = env::Sources::default();
-        let client = self.shared.client.clone();
-        for (kind, name) in config_maps
-            .into_iter()
-            .map(|n| (Kind::ConfigMap, n))
-            .chain(secrets.into_iter().map(|n| (Kind::Secret, n)))
-        {
-            let request = GetRequest {
-                kind: kind.name().to_string(),
-                namespace: namespace.clone(),
-                name: name.clone(),
-                allow_stale: true,
-            };
-            let result = client
-                .call(|channel| {
-                    let request = request.clone();
-                    async move { client::objects(channel).get(request).await.map(|r| r.into_inner()) }
-                })
-                .await;
-            match result {
-                Ok(object) => match kind {
-                    Kind::ConfigMap => {
-                        if let Ok(cm) = ConfigMap::try_from(object) {
-                            sources.config_maps.insert(name, cm);
-                        }
-                    }
-                    _ => {
-                        if let Ok(secret) = Secret::try_from(object) {
-                            sources.secrets.insert(name, secret);
-                        }
-                    }
-                },
-                Err(e) if e.code() == Some(tonic::Code::NotFound) => {}
-                Err(e) => return Err(format!("cannot read {} {name:?}: {e}", kind.plural())),
+        let caches = &self.shared.caches;
+        for name in config_maps {
+            if let Some(found) = cached(&caches.config_maps, &self.shared.client, &namespace, &name).await? {
+                sources.config_maps.insert(name, found);
+            }
+        }
+        for name in secrets {
+            if let Some(found) = cached(&caches.secrets, &self.shared.client, &namespace, &name).await? {
+                sources.secrets.insert(name, found);
             }
         }
         Ok(sources)
@@ -496,20 +472,13 @@ impl<R: ContainerRuntime> Worker<R> {
     /// Deletes the pod object once its containers are gone.
     async fn delete_pod(&self, pod: &Pod) -> Result<(), String> {
         let meta = pod.metadata.clone().unwrap_or_default();
-        let request = DeleteRequest {
-            kind: "Pod".to_string(),
-            namespace: meta.namespace,
-            name: meta.name,
+        let params = DeleteParams {
             resource_version: Some(meta.resource_version),
             grace_period_seconds: Some(0),
             ..Default::default()
         };
-        let client = self.shared.client.clone();
-        let result = client
-            .call(|channel| {
-                let request = request.clone();
-                async move { client::objects(channel).delete(request).await }
-            })
+        let result = Api::<Pod>::namespaced(&self.shared.client, &meta.namespace)
+            .delete(&meta.name, &params)
             .await;
         match result {
             // Aborted: the object changed; the watch brings the new one.
@@ -518,4 +487,23 @@ impl<R: ContainerRuntime> Worker<R> {
             Err(e) => Err(e.to_string()),
         }
     }
+}
+
+/// `namespace/name` from the agent's cache; on a miss (created a moment
+/// ago, or missing) one read from the masters' memory, so a pod started
+/// right after its ConfigMap never waits for the cache to catch up.
+async fn cached<K: Typed + Clone>(
+    store: &Store<K>,
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<K>, String> {
+    if let Some(found) = store.get(namespace, name) {
+        return Ok(Some((*found).clone()));
+    }
+    Api::<K>::namespaced(client, namespace)
+        .stale_reads()
+        .get_opt(name)
+        .await
+        .map_err(|e| format!("cannot read {} {name:?}: {e}", K::KIND.plural()))
 }

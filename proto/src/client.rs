@@ -1,13 +1,21 @@
 //! A connection to the masters that fails over: calls go to the first
 //! master that answers; when it becomes unavailable the next one is tried.
-//! Used by ctl, the node agent and the tests.
+//! [`Api`] is the typed view of one kind on it, [`Watcher`] follows a
+//! kind's changes and [`Store`] keeps a copy of them. Used by ctl, the
+//! node agent, the benchmark and the tests.
 
-use std::time::Duration;
-
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Code, Status};
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+use crate::transport::Transport;
+
+mod api;
+mod reflector;
+mod watcher;
+
+pub use api::{Api, ApiObject, DeleteParams, List, ListParams, PostParams, Typed, WatchParams};
+pub use reflector::{reflect, Store};
+pub use watcher::{Change, Watcher, REWATCH_PAUSE};
 /// Largest message a client sends or accepts.
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
@@ -63,6 +71,7 @@ pub fn is_unavailable(status: &Status) -> bool {
 #[derive(Clone)]
 pub struct Client {
     servers: std::sync::Arc<Vec<String>>,
+    transport: Transport,
     state: std::sync::Arc<std::sync::Mutex<Connection>>,
 }
 
@@ -75,6 +84,11 @@ struct Connection {
 impl Client {
     /// A client for these masters (`host:port`); connects on first use.
     pub fn new(servers: impl IntoIterator<Item = impl Into<String>>) -> Client {
+        Client::with_transport(servers, Transport::default())
+    }
+
+    /// [`Client::new`] over `transport`.
+    pub fn with_transport(servers: impl IntoIterator<Item = impl Into<String>>, transport: Transport) -> Client {
         let servers = servers
             .into_iter()
             .map(|s| s.into().trim().to_string())
@@ -82,6 +96,7 @@ impl Client {
             .collect();
         Client {
             servers: std::sync::Arc::new(servers),
+            transport,
             state: std::sync::Arc::default(),
         }
     }
@@ -107,17 +122,8 @@ impl Client {
         for offset in 0..self.servers.len() {
             let index = (start + offset) % self.servers.len();
             let server = &self.servers[index];
-            let uri = if server.contains("://") {
-                server.clone()
-            } else {
-                format!("http://{server}")
-            };
-            let endpoint = match Endpoint::from_shared(uri) {
-                Ok(endpoint) => endpoint
-                    .connect_timeout(CONNECT_TIMEOUT)
-                    .tcp_nodelay(true)
-                    .http2_keep_alive_interval(Duration::from_secs(10))
-                    .keep_alive_while_idle(true),
+            let endpoint = match self.transport.endpoint(server) {
+                Ok(endpoint) => endpoint,
                 Err(e) => {
                     errors.push(format!("{server}: {e}"));
                     continue;

@@ -40,12 +40,14 @@ pub mod object;
 pub mod quantity;
 pub mod resources;
 pub mod selector;
+pub mod transport;
 pub mod validate;
 pub mod workload;
 
 pub use generated::bosun::internal::v1 as internal;
 pub use generated::bosun::v1 as api;
 pub use kind::{Kind, UnknownKind};
+pub use object::WrongKind;
 
 /// The encoded `FileDescriptorSet` of every Bosun proto file, for gRPC
 /// server reflection and for the codec.

@@ -70,6 +70,24 @@ macro_rules! conversions {
                     }
                 }
             }
+
+            impl crate::client::ApiObject for api::$variant {
+                fn meta(&self) -> Option<&api::ObjectMeta> {
+                    self.metadata.as_ref()
+                }
+
+                fn into_object(self) -> Object {
+                    self.into()
+                }
+
+                fn from_object(object: Object) -> Result<Self, WrongKind> {
+                    object.try_into()
+                }
+            }
+
+            impl crate::client::Typed for api::$variant {
+                const KIND: Kind = Kind::$variant;
+            }
         )*
     };
 }

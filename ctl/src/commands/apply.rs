@@ -16,10 +16,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use bosun_proto::api::{CreateRequest, Object, UpdateRequest};
+use bosun_proto::api::Object;
+use bosun_proto::client::PostParams;
 use bosun_proto::codec;
 
-use super::{get_object, per_object, set_namespace};
+use super::{api_of, get_object, per_object, set_namespace};
 use crate::cli::{ApplyArgs, FileArgs};
 use crate::manifest::{self, Manifest};
 use crate::output::object_name;
@@ -49,17 +50,8 @@ pub(super) async fn create_one(client: &mut Client, object: Object) -> Result<Ob
 
 /// A create; with `dry_run` the masters check it and store nothing.
 async fn send_create(client: &mut Client, object: Object, dry_run: bool) -> Result<Object, CtlError> {
-    client
-        .call(|channel| {
-            let mut objects = bosun_proto::client::objects(channel);
-            let request = CreateRequest {
-                object: Some(object.clone()),
-                dry_run,
-            };
-            async move { objects.create(request).await.map(|r| r.into_inner()) }
-        })
-        .await
-        .map_err(CtlError::from)
+    let api = api_of(client, &object)?;
+    Ok(api.create(&PostParams { dry_run }, object).await?)
 }
 
 pub(super) async fn update_one(client: &mut Client, object: Object) -> Result<Object, CtlError> {
@@ -68,17 +60,8 @@ pub(super) async fn update_one(client: &mut Client, object: Object) -> Result<Ob
 
 /// An update; with `dry_run` the masters check it and store nothing.
 async fn send_update(client: &mut Client, object: Object, dry_run: bool) -> Result<Object, CtlError> {
-    client
-        .call(|channel| {
-            let mut objects = bosun_proto::client::objects(channel);
-            let request = UpdateRequest {
-                object: Some(object.clone()),
-                dry_run,
-            };
-            async move { objects.update(request).await.map(|r| r.into_inner()) }
-        })
-        .await
-        .map_err(CtlError::from)
+    let api = api_of(client, &object)?;
+    Ok(api.update(&PostParams { dry_run }, object).await?)
 }
 
 /// # Errors

@@ -1,6 +1,6 @@
 //! `ctl delete`: by name, by label selector, or from manifests.
 
-use bosun_proto::api::DeleteRequest;
+use bosun_proto::client::{Api, DeleteParams};
 use bosun_proto::Kind;
 
 use super::{get_object, list_objects, namespace_or_default, per_object, resolve, set_namespace};
@@ -67,27 +67,18 @@ pub async fn run(
     let mut failed = 0;
     let mut pending = Vec::new();
     for (kind, namespace, name) in targets {
-        let request = DeleteRequest {
-            kind: kind.name().to_string(),
-            namespace,
-            name: name.clone(),
+        let params = DeleteParams {
             resource_version: None,
             grace_period_seconds,
             propagation_policy: propagation_policy.to_string(),
         };
-        let result = client
-            .call(|channel| {
-                let mut objects = bosun_proto::client::objects(channel);
-                let request = request.clone();
-                async move { objects.delete(request).await.map(|r| r.into_inner()) }
-            })
-            .await
-            .map_err(CtlError::from);
+        let api = Api::dynamic(client, kind, &namespace);
+        let result = api.delete(&name, &params).await.map_err(CtlError::from);
         let shown = format!("{}{} {name:?}", kind.name().to_ascii_lowercase(), group(kind));
         match result {
             Ok(reply) if reply.deleted => writeln!(io.stdout, "{shown} deleted")?,
             Ok(_) if args.wait => {
-                pending.push((kind, request.namespace.clone(), name.clone()));
+                pending.push((kind, api.namespace().to_string(), name.clone()));
                 writeln!(io.stdout, "{shown} deleted")?;
             }
             Ok(_) if kind == Kind::Pod => writeln!(io.stdout, "{shown} deleted (its containers are stopping)")?,

@@ -7,8 +7,8 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use bosun_proto::api::{DeleteRequest, Object, Pod};
-use bosun_proto::client;
+use bosun_proto::api::{Object, Pod};
+use bosun_proto::client::{Api, DeleteParams};
 use bosun_proto::Kind;
 
 use super::list_objects;
@@ -137,20 +137,11 @@ pub async fn drain(client: &Client, args: &DrainArgs, io: &mut Io<'_>) -> Result
     let mut deleted = HashSet::new();
     for (namespace, name, uid) in plan.delete {
         writeln!(io.stdout, "evicting pod {namespace}/{name}")?;
-        let request = DeleteRequest {
-            kind: "Pod".into(),
-            namespace,
-            name: name.clone(),
-            resource_version: None,
+        let params = DeleteParams {
             grace_period_seconds: grace_period,
-            propagation_policy: String::new(),
+            ..Default::default()
         };
-        let result = client
-            .call(|channel| {
-                let request = request.clone();
-                async move { client::objects(channel).delete(request).await }
-            })
-            .await;
+        let result = Api::<Pod>::namespaced(client, &namespace).delete(&name, &params).await;
         match result {
             Ok(_) => {
                 deleted.insert(uid);

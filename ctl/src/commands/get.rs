@@ -6,7 +6,7 @@ use bosun_proto::codec;
 use bosun_proto::Kind;
 use serde_json::{json, Value};
 
-use super::follow::{Change, Follower};
+use super::follow::{follow, Change};
 use super::{get_object, list_objects, namespace_or_default, per_object, resolve};
 use crate::cli::{GetArgs, Output};
 use crate::jsonpath::Template;
@@ -308,7 +308,7 @@ async fn watch(
         fields.push(format!("metadata.name={name}"));
     }
     let selector = args.selector.clone().unwrap_or_default();
-    let mut follower = Follower::new(kind, &watch_namespace, &selector, &fields.join(","));
+    let mut follower = follow(client, kind, &watch_namespace, &selector, &fields.join(","));
     let mut objects = match name {
         // A read, so a missing object gets the server's words; changes are
         // followed from its version.
@@ -317,7 +317,7 @@ async fn watch(
             follower = follower.since(object.resource_version());
             vec![object]
         }
-        None => follower.list(client).await?,
+        None => follower.list().await?,
     };
     sort(kind, sort_key, &mut objects);
     let mut printer = WatchPrinter {
@@ -336,7 +336,7 @@ async fn watch(
         printer.print(&objects, io)?;
     }
     loop {
-        match follower.next(client).await? {
+        match follower.next().await? {
             Change::Event(_, object) => printer.print(&[*object], io)?,
             Change::Relisted(objects) => printer.print(&objects, io)?,
         }

@@ -1,7 +1,8 @@
 //! One module per subcommand, plus what they share: resolving kinds and
 //! namespaces, fetching objects, editing one object safely.
 
-use bosun_proto::api::{Deployment, GetRequest, ListRequest, Object, Pod, ReplicaSet};
+use bosun_proto::api::{Deployment, Object, Pod, ReplicaSet};
+use bosun_proto::client::{Api, ListParams};
 use bosun_proto::Kind;
 
 use crate::cli::{Cli, ClusterCommand, Command, ConfigCommand, RolloutCommand, SetCommand};
@@ -367,20 +368,15 @@ fn replacement(text: &str, source: &str, original: &Object) -> Result<Object, St
 }
 
 async fn get_object(client: &mut Client, kind: Kind, namespace: &str, name: &str) -> Result<Object, CtlError> {
-    let request = GetRequest {
-        kind: kind.name().to_string(),
-        namespace: namespace.to_string(),
-        name: name.to_string(),
-        allow_stale: false,
-    };
-    client
-        .call(|channel| {
-            let mut objects = bosun_proto::client::objects(channel);
-            let request = request.clone();
-            async move { objects.get(request).await.map(|r| r.into_inner()) }
-        })
-        .await
-        .map_err(CtlError::from)
+    Ok(Api::dynamic(client, kind, namespace).get(name).await?)
+}
+
+/// The API of `object`'s kind in its namespace.
+fn api_of(client: &Client, object: &Object) -> Result<Api<Object>, CtlError> {
+    let kind = object
+        .kind()
+        .ok_or_else(|| CtlError::Invalid("the object is empty: it has no kind".into()))?;
+    Ok(Api::dynamic(client, kind, object.namespace()))
 }
 
 async fn list_objects(
@@ -390,21 +386,8 @@ async fn list_objects(
     selector: &str,
     field_selector: &str,
 ) -> Result<Vec<Object>, CtlError> {
-    let request = ListRequest {
-        kind: kind.name().to_string(),
-        namespace: namespace.to_string(),
-        label_selector: selector.to_string(),
-        field_selector: field_selector.to_string(),
-        allow_stale: false,
-    };
-    client
-        .call(|channel| {
-            let mut objects = bosun_proto::client::objects(channel);
-            let request = request.clone();
-            async move { objects.list(request).await.map(|r| r.into_inner().items) }
-        })
-        .await
-        .map_err(CtlError::from)
+    let params = ListParams::default().labels(selector).fields(field_selector);
+    Ok(Api::dynamic(client, kind, namespace).list(&params).await?.items)
 }
 
 /// Reports a per-object failure and counts it; returns other errors.

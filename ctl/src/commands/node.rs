@@ -1,7 +1,7 @@
 //! `ctl cordon`, `ctl uncordon` (and the cordon of `ctl drain`).
 
-use bosun_proto::api::{Node, UpdateRequest};
-use bosun_proto::client;
+use bosun_proto::api::Node;
+use bosun_proto::client::{Api, PostParams};
 use bosun_proto::Kind;
 
 use super::get_object;
@@ -26,16 +26,7 @@ pub async fn set_cordon(client: &Client, name: &str, cordon: bool, io: &mut Io<'
             return Ok(());
         }
         spec.unschedulable = cordon;
-        let request = UpdateRequest {
-            object: Some(node.into()),
-            ..Default::default()
-        };
-        let result = client
-            .call(|channel| {
-                let request = request.clone();
-                async move { client::objects(channel).update(request).await }
-            })
-            .await;
+        let result = Api::<Node>::all(client).update(&PostParams::default(), node).await;
         match result {
             Ok(_) => {
                 writeln!(io.stdout, "node/{name} {verb}")?;

@@ -5,7 +5,8 @@
 //! waited for) and created again from the manifest, for changes an update
 //! may not make.
 
-use bosun_proto::api::{DeleteRequest, Object};
+use bosun_proto::api::Object;
+use bosun_proto::client::{Api, DeleteParams};
 
 use super::apply::{create_one, finish, read, update_one};
 use super::{get_object, per_object};
@@ -67,20 +68,11 @@ async fn recreate(
 ) -> Result<Object, CtlError> {
     let kind = desired.kind().expect("manifests hold an object");
     let (namespace, name) = (desired.namespace().to_string(), desired.name().to_string());
-    let request = DeleteRequest {
-        kind: kind.name().to_string(),
-        namespace: namespace.clone(),
-        name: name.clone(),
-        resource_version: None,
+    let params = DeleteParams {
         grace_period_seconds: (grace_period >= 0).then_some(grace_period),
-        propagation_policy: String::new(),
+        ..Default::default()
     };
-    let deleted = client
-        .call(|channel| {
-            let request = request.clone();
-            async move { bosun_proto::client::objects(channel).delete(request).await }
-        })
-        .await;
+    let deleted = Api::dynamic(client, kind, &namespace).delete(&name, &params).await;
     match deleted.map_err(CtlError::from) {
         Ok(_) => writeln!(io.stdout, "{} {name:?} deleted", crate::output::kind_label(kind))?,
         // kubectl creates a missing object with --force.

@@ -12,7 +12,7 @@ use std::time::Duration;
 use bosun_proto::api::{Deployment, EventType, Object};
 use bosun_proto::Kind;
 
-use super::follow::{Change, Follower};
+use super::follow::{self, Change};
 use super::rollout::{check_revision, deployments};
 use super::workload::{group_kind, REVISION};
 use super::{get_object, namespace_or_default};
@@ -142,7 +142,7 @@ async fn follow(
     if reporter.report(&first, revision, io)? || !watch {
         return Ok(());
     }
-    let mut follower = Follower::new(Kind::Deployment, namespace, "", &format!("metadata.name={name}"))
+    let mut follower = follow::follow(client, Kind::Deployment, namespace, "", &format!("metadata.name={name}"))
         .since(first.resource_version());
     let mut current = vec![first];
     loop {
@@ -152,7 +152,7 @@ async fn follow(
         if reporter.report(object, revision, io)? {
             return Ok(());
         }
-        current = match follower.next(client).await? {
+        current = match follower.next().await? {
             Change::Event(EventType::Added | EventType::Modified, object) => vec![*object],
             Change::Event(EventType::Deleted, _) => vec![],
             Change::Event(EventType::Unspecified, _) => continue,

@@ -16,7 +16,7 @@
 use bosun_proto::api::{EventType, Object};
 use bosun_proto::{codec, Kind};
 
-use super::follow::{Change, Follower};
+use super::follow::{follow, Change};
 use super::{get_object, namespace_or_default, selected_targets};
 use crate::cli::WaitArgs;
 use crate::jsonpath::Template;
@@ -132,10 +132,10 @@ async fn wait_one(
     let label = format!("{}/{name}", kind_label(kind));
     let selector = format!("metadata.name={name}");
     let scope = if kind.namespaced() { namespace } else { "" };
-    let mut follower = Follower::new(kind, scope, "", &selector);
+    let mut follower = follow(client, kind, scope, "", &selector);
     let mut current = if *wanted == Wanted::Delete {
         // Gone already is fine: list.
-        follower.list(client).await?
+        follower.list().await?
     } else {
         // A read, so a missing object gets the server's words; changes
         // are followed from its version.
@@ -157,7 +157,7 @@ async fn wait_one(
         if once {
             return Ok(false);
         }
-        current = match follower.next(client).await? {
+        current = match follower.next().await? {
             Change::Event(EventType::Deleted, _) => vec![],
             Change::Event(_, object) => vec![*object],
             Change::Relisted(objects) => objects,

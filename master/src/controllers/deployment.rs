@@ -20,8 +20,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime};
 
+use bosun_proto::api::object::Resource;
 use bosun_proto::api::{
-    Deployment, DeploymentCondition, DeploymentStatus, ObjectMeta, Pod, PodTemplateSpec, ReplicaSet,
+    Deployment, EventType, DeploymentCondition, DeploymentStatus, ObjectMeta, Pod, PodTemplateSpec, ReplicaSet,
 };
 use bosun_proto::events;
 use bosun_proto::selector::Selector;
@@ -30,7 +31,82 @@ use bosun_proto::Kind;
 
 use super::ownership::{self, Claim};
 use super::rollout::{self, Counts, Limits};
-use super::{pods, template, Action, Plan};
+use super::{adopters, key_of, pods, template, Action, Controller, ObjectKey, Plan};
+use crate::store::{HistoryEvent, Objects};
+
+/// The Deployment controller: a Deployment's key is queued when it
+/// changes, when a ReplicaSet it controls (or may adopt) changes, and when
+/// a pod of one of its ReplicaSets changes.
+pub struct Deployments;
+
+impl Controller for Deployments {
+    fn name(&self) -> &'static str {
+        "deployments"
+    }
+
+    fn resync(&mut self, objects: &Objects, keys: &mut Vec<ObjectKey>) {
+        keys.extend(objects.list(Kind::Deployment, None).filter_map(|o| key_of(o)));
+    }
+
+    fn changed(&mut self, change: &HistoryEvent, objects: &Objects, keys: &mut Vec<ObjectKey>) {
+        let Some((kind, meta)) = change.object.kind().zip(change.object.metadata()) else {
+            return;
+        };
+        let deployment_of = |owner: &bosun_proto::api::OwnerReference| {
+            (owner.kind == "Deployment").then(|| (Kind::Deployment, meta.namespace.clone(), owner.name.clone()))
+        };
+        match kind {
+            Kind::Deployment => keys.extend(key_of(&change.object)),
+            Kind::ReplicaSet => match ownership::controller_of(meta) {
+                Some(owner) => keys.extend(deployment_of(owner)),
+                None if change.event_type != EventType::Deleted => {
+                    keys.extend(adopters(objects, Kind::Deployment, &change.object));
+                }
+                None => {}
+            },
+            Kind::Pod => {
+                // The pod's ReplicaSet as it is now, and that one's owner.
+                let Some(owner) = ownership::controller_of(meta).filter(|o| o.kind == "ReplicaSet") else {
+                    return;
+                };
+                let deployment = objects
+                    .get(Kind::ReplicaSet, &meta.namespace, &owner.name)
+                    .and_then(|rs| rs.metadata())
+                    .and_then(ownership::controller_of)
+                    .and_then(deployment_of);
+                keys.extend(deployment);
+            }
+            _ => {}
+        }
+    }
+
+    fn reconcile(&self, (_, namespace, name): &ObjectKey, objects: &Objects, now: SystemTime) -> Plan {
+        let Some(Resource::Deployment(d)) = objects
+            .get(Kind::Deployment, namespace, name)
+            .and_then(|o| o.resource.as_ref())
+        else {
+            return Plan::default();
+        };
+        // Every set of the namespace (the names of others' sets are
+        // taken), and the pods of those it owns or may adopt.
+        let uid = d.metadata.as_ref().map_or("", |m| m.uid.as_str());
+        let sets: Vec<_> = objects
+            .list(Kind::ReplicaSet, Some(namespace))
+            .filter_map(|o| match o.resource.as_ref() {
+                Some(Resource::ReplicaSet(rs)) => Some(&**rs),
+                _ => None,
+            })
+            .collect();
+        let pods: Vec<_> = sets
+            .iter()
+            .filter_map(|rs| rs.metadata.as_ref())
+            .filter(|meta| ownership::controller_of(meta).is_none_or(|owner| owner.uid == uid))
+            .flat_map(|meta| objects.controlled_by(&meta.uid, Kind::Pod))
+            .filter_map(|o| pods::pod(o))
+            .collect();
+        reconcile(d, sets.into_iter(), &pods, now)
+    }
+}
 
 const COMPONENT: &str = "deployment-controller";
 

@@ -3,20 +3,123 @@
 //! the dependents, then removes the owner's finalizer). `Orphan` needs no
 //! collector: the store drops the references in the same revision as the
 //! deletion (`store::objects::cascade`). Pure: [`collect`] returns a
-//! [`Plan`].
+//! [`Plan`]. [`GarbageCollector`] is the controller: it remembers who
+//! names whom as an owner, so a deleted owner's dependents are found
+//! without a scan.
 
-use bosun_proto::api::Object;
+use std::collections::{HashMap, HashSet};
+use std::time::SystemTime;
+
+use bosun_proto::api::{EventType, Object, ObjectMeta};
 use bosun_proto::Kind;
 
-use super::{Action, ObjectKey, Plan};
-use crate::store::{Objects, FOREGROUND_FINALIZER};
+use super::{key_of, Action, Controller, ObjectKey, Plan};
+use crate::store::{HistoryEvent, Objects, FOREGROUND_FINALIZER};
+
+/// The garbage collector, and who owns what.
+#[derive(Default)]
+pub struct GarbageCollector {
+    /// Owner uid → the objects naming it in their ownerReferences.
+    dependents: HashMap<String, HashSet<ObjectKey>>,
+    /// Object → the owner uids it names (to keep `dependents` in step).
+    owners: HashMap<ObjectKey, Vec<String>>,
+}
+
+fn foreground_deleting(meta: &ObjectMeta) -> bool {
+    meta.deletion_timestamp.is_some() && meta.finalizers.iter().any(|f| f == FOREGROUND_FINALIZER)
+}
+
+impl GarbageCollector {
+    fn index(&mut self, key: &ObjectKey, meta: &ObjectMeta) {
+        self.unindex(key);
+        if meta.owner_references.is_empty() {
+            return;
+        }
+        let uids: Vec<String> = meta.owner_references.iter().map(|r| r.uid.clone()).collect();
+        for uid in &uids {
+            self.dependents.entry(uid.clone()).or_default().insert(key.clone());
+        }
+        self.owners.insert(key.clone(), uids);
+    }
+
+    fn unindex(&mut self, key: &ObjectKey) {
+        for uid in self.owners.remove(key).unwrap_or_default() {
+            if let Some(set) = self.dependents.get_mut(&uid) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.dependents.remove(&uid);
+                }
+            }
+        }
+    }
+
+    fn dependents_of(&self, uid: &str) -> Vec<ObjectKey> {
+        self.dependents.get(uid).into_iter().flatten().cloned().collect()
+    }
+}
+
+impl Controller for GarbageCollector {
+    fn name(&self) -> &'static str {
+        "garbage-collector"
+    }
+
+    fn resync(&mut self, objects: &Objects, keys: &mut Vec<ObjectKey>) {
+        *self = GarbageCollector::default();
+        for object in objects.all() {
+            let (Some(key), Some(meta)) = (key_of(object), object.metadata()) else {
+                continue;
+            };
+            self.index(&key, meta);
+            if !meta.owner_references.is_empty() || meta.finalizers.iter().any(|f| f == FOREGROUND_FINALIZER) {
+                keys.push(key);
+            }
+        }
+    }
+
+    fn changed(&mut self, change: &HistoryEvent, _objects: &Objects, keys: &mut Vec<ObjectKey>) {
+        let (Some(key), Some(meta)) = (key_of(&change.object), change.object.metadata()) else {
+            return;
+        };
+        if change.event_type == EventType::Deleted {
+            self.unindex(&key);
+            keys.extend(self.dependents_of(&meta.uid));
+            // An owner deleted in the foreground waits for this one.
+            for reference in &meta.owner_references {
+                if let Ok(owner_kind) = Kind::parse(&reference.kind) {
+                    let namespace = if owner_kind.namespaced() {
+                        meta.namespace.clone()
+                    } else {
+                        String::new()
+                    };
+                    keys.push((owner_kind, namespace, reference.name.clone()));
+                }
+            }
+            return;
+        }
+        let was_indexed = self.owners.contains_key(&key);
+        self.index(&key, meta);
+        // New, or newly owned: its owners may be gone already.
+        let newly_owned = !meta.owner_references.is_empty() && !was_indexed;
+        if newly_owned || foreground_deleting(meta) {
+            keys.push(key);
+        }
+    }
+
+    fn reconcile(&self, key: &ObjectKey, objects: &Objects, _now: SystemTime) -> Plan {
+        let Some(object) = objects.get(key.0, &key.1, &key.2) else {
+            return Plan::default();
+        };
+        let uid = object.metadata().map_or("", |m| m.uid.as_str());
+        collect(key, object, objects, &self.dependents_of(uid))
+    }
+}
 
 /// What to do about `object`, given the objects that named it as an owner
 /// when last seen (`dependents`, checked again here).
 pub fn collect(key: &ObjectKey, object: &Object, objects: &Objects, dependents: &[ObjectKey]) -> Plan {
     let mut plan = Plan::default();
     let Some(meta) = object.metadata() else { return plan };
-    if meta.deletion_timestamp.is_some() && meta.finalizers.iter().any(|f| f == FOREGROUND_FINALIZER) {
+    if foreground_deleting(meta) {
         let live: Vec<(&ObjectKey, &Object)> = dependents
             .iter()
             .filter_map(|key| Some((key, &**objects.get(key.0, &key.1, &key.2)?)))

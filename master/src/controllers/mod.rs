@@ -1,36 +1,26 @@
 //! The controllers, on the leader only: [`replicaset`], [`deployment`]
-//! and the garbage collector [`gc`], behind one contract (STYLE.md §7):
-//! a reconcile reads the current state of one key and returns a [`Plan`],
-//! never assuming which change woke it; the runtime here applies plans
-//! through Raft.
-//!
-//! The runtime follows the store's change history. Each change names the
-//! keys it may concern (a pod names its ReplicaSet and that one's
-//! Deployment; a deleted object names what it owned), and a key is queued
-//! once however many changes name it. A round takes the queued keys,
-//! plans each against one snapshot of the store, then proposes every
-//! action of the round together (the proposer packs them into few Raft
-//! entries) and waits for them: the next round's snapshot holds this
-//! round's writes, so no controller acts twice on stale state, and no key
-//! runs twice at once. Writes carry the resourceVersion they were planned
-//! from; a conflict just requeues the key.
+//! and the garbage collector [`gc`], each one type behind one trait
+//! ([`Controller`]) and registered in [`all`]: a change names the keys it
+//! concerns (a pod names its ReplicaSet and that one's Deployment; a
+//! deleted object names what it owned), and a reconcile reads the current
+//! state of one key and returns a [`Plan`], never assuming which change
+//! woke it. The [`runtime`] follows the store, queues keys, and applies
+//! plans through Raft.
 
-use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bosun_proto::api::object::Resource;
-use bosun_proto::api::{EventType, Object, ObjectMeta};
+use bosun_proto::api::{Object, ObjectMeta};
 use bosun_proto::internal::{command, command_result, Command, CreateOp, DeleteOp, UpdateOp};
 use bosun_proto::selector::Selector;
 use bosun_proto::Kind;
 use futures::future::join_all;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::admission::{now_seconds, prepare, stamp_new};
 use crate::replica::Replica;
-use crate::store::{Objects, FOREGROUND_FINALIZER};
+use crate::store::{HistoryEvent, Objects};
 
 pub mod deployment;
 pub mod gc;
@@ -38,15 +28,8 @@ pub mod ownership;
 pub mod pods;
 pub mod replicaset;
 pub mod rollout;
+mod runtime;
 pub mod template;
-
-/// Most keys reconciled in one round.
-const ROUND: usize = 256;
-/// Changes read from the history at a time.
-const HISTORY_BATCH: usize = 4096;
-/// First and longest wait before retrying a key whose writes failed.
-const RETRY_FIRST: Duration = Duration::from_millis(100);
-const RETRY_MAX: Duration = Duration::from_secs(10);
 
 /// `(kind, namespace, name)` of one object.
 pub type ObjectKey = (Kind, String, String);
@@ -111,369 +94,57 @@ impl Plan {
     }
 }
 
-/// What a controller is asked to look at.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum Key {
-    ReplicaSet(String, String),
-    Deployment(String, String),
-    /// The garbage collector, about one object.
-    Collect(ObjectKey),
+/// A controller: which objects a change concerns, and what to do about
+/// one of them. The runtime ([`runtime`]) calls `changed` for every change
+/// of the store and queues the keys it names (once each, however many
+/// changes name them), then `reconcile`s each key against a snapshot of
+/// the store and applies the plan. A reconcile reads the current state of
+/// its key and never assumes which change woke it (STYLE.md §7).
+pub trait Controller: Send {
+    /// For logs.
+    fn name(&self) -> &'static str;
+    /// Every key there is: at start, and when the history no longer
+    /// reaches back to the runtime's position. Forgets what the
+    /// controller remembered.
+    fn resync(&mut self, objects: &Objects, keys: &mut Vec<ObjectKey>);
+    /// The keys `change` concerns; `objects` is the store now (after it).
+    fn changed(&mut self, change: &HistoryEvent, objects: &Objects, keys: &mut Vec<ObjectKey>);
+    /// What to do about `key`, from `objects` alone.
+    fn reconcile(&self, key: &ObjectKey, objects: &Objects, now: SystemTime) -> Plan;
+}
+
+/// Every controller, in the order their keys are reconciled within a
+/// round. A new controller is one file and one line here.
+pub fn all() -> Vec<Box<dyn Controller>> {
+    vec![
+        Box::new(replicaset::ReplicaSets),
+        Box::new(deployment::Deployments),
+        Box::new(gc::GarbageCollector::default()),
+    ]
 }
 
 /// Runs the controllers until `token` is cancelled (leadership lost).
 pub async fn run(replica: Arc<Replica>, token: CancellationToken) {
-    // A new leader may not have applied every committed entry yet: acting
-    // on such a state could create pods twice.
-    loop {
-        tokio::select! {
-            result = replica.read_barrier() => if result.is_ok() { break },
-            () = token.cancelled() => return,
-        }
-    }
-    let mut revisions = replica.store.subscribe();
-    let mut runtime = Runtime::default();
-    let mut revision = runtime.resync(&replica.store.read().objects, replica.store.read().revision());
-    tracing::info!(keys = runtime.queue.len(), "controllers started");
-    loop {
-        revisions.borrow_and_update();
-        if !runtime.absorb(&replica, &mut revision) {
-            let state = replica.store.read();
-            revision = runtime.resync(&state.objects, state.revision());
-        }
-        runtime.promote(Instant::now());
-        let keys = runtime.take(ROUND);
-        if keys.is_empty() {
-            let wake = runtime.next_timer();
-            tokio::select! {
-                changed = revisions.changed() => if changed.is_err() { return },
-                () = async {
-                    match wake {
-                        Some(at) => tokio::time::sleep_until(at).await,
-                        None => std::future::pending().await,
-                    }
-                } => {}
-                () = token.cancelled() => return,
-            }
-            continue;
-        }
-        let plans = {
-            let state = replica.store.read();
-            let now = SystemTime::now();
-            keys.into_iter()
-                .map(|key| {
-                    let plan = runtime.plan(&key, &state.objects, now);
-                    (key, plan)
-                })
-                .collect::<Vec<_>>()
-        };
-        let outcomes = join_all(plans.iter().map(|(_, plan)| execute(&replica, &plan.actions))).await;
-        let now = Instant::now();
-        for ((key, plan), ok) in plans.into_iter().zip(outcomes) {
-            runtime.finished(key, ok, plan.requeue, now);
-        }
-        if token.is_cancelled() {
-            return;
-        }
-    }
+    runtime::run(replica, all(), token).await;
 }
 
-/// The runtime's memory: queued keys, timers, back-offs, and who owns
-/// what (for the garbage collector).
-#[derive(Default)]
-struct Runtime {
-    queue: VecDeque<Key>,
-    queued: HashSet<Key>,
-    timers: HashMap<Key, Instant>,
-    backoff: HashMap<Key, Duration>,
-    /// Owner uid → the objects naming it in their ownerReferences.
-    dependents: HashMap<String, HashSet<ObjectKey>>,
-    /// Object → the owner uids it names (to keep `dependents` in step).
-    owners: HashMap<ObjectKey, Vec<String>>,
+/// The key of `object`, if it has a kind and metadata.
+pub fn key_of(object: &Object) -> Option<ObjectKey> {
+    let (kind, meta) = object.kind().zip(object.metadata())?;
+    Some((kind, meta.namespace.clone(), meta.name.clone()))
 }
 
-impl Runtime {
-    fn add(&mut self, key: Key) {
-        if self.queued.insert(key.clone()) {
-            self.queue.push_back(key);
-        }
-    }
-
-    fn add_after(&mut self, key: Key, after: Duration, now: Instant) {
-        let at = now + after;
-        let entry = self.timers.entry(key).or_insert(at);
-        *entry = (*entry).min(at);
-    }
-
-    fn promote(&mut self, now: Instant) {
-        let due: Vec<Key> = self
-            .timers
-            .iter()
-            .filter(|(_, at)| **at <= now)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in due {
-            self.timers.remove(&key);
-            self.add(key);
-        }
-    }
-
-    fn next_timer(&self) -> Option<Instant> {
-        self.timers.values().min().copied()
-    }
-
-    fn take(&mut self, limit: usize) -> Vec<Key> {
-        let count = self.queue.len().min(limit);
-        let keys: Vec<Key> = self.queue.drain(..count).collect();
-        for key in &keys {
-            self.queued.remove(key);
-        }
-        keys
-    }
-
-    fn finished(&mut self, key: Key, ok: bool, requeue: Option<Duration>, now: Instant) {
-        if ok {
-            self.backoff.remove(&key);
-            if let Some(after) = requeue {
-                self.add_after(key, after, now);
-            }
-        } else {
-            let delay = self.backoff.get(&key).map_or(RETRY_FIRST, |d| (*d * 2).min(RETRY_MAX));
-            self.backoff.insert(key.clone(), delay);
-            self.add_after(key, requeue.map_or(delay, |r| r.min(delay)), now);
-        }
-    }
-
-    /// Forgets everything and queues every key there is (start, or the
-    /// history no longer reaches back far enough).
-    fn resync(&mut self, objects: &Objects, revision: u64) -> u64 {
-        *self = Runtime::default();
-        for object in objects.all() {
-            let Some((kind, meta)) = object.kind().zip(object.metadata()) else {
-                continue;
-            };
-            let key: ObjectKey = (kind, meta.namespace.clone(), meta.name.clone());
-            self.index(&key, meta);
-            match kind {
-                Kind::ReplicaSet => self.add(Key::ReplicaSet(key.1.clone(), key.2.clone())),
-                Kind::Deployment => self.add(Key::Deployment(key.1.clone(), key.2.clone())),
-                _ => {}
-            }
-            if !meta.owner_references.is_empty() || meta.finalizers.iter().any(|f| f == FOREGROUND_FINALIZER) {
-                self.add(Key::Collect(key));
-            }
-        }
-        revision
-    }
-
-    fn index(&mut self, key: &ObjectKey, meta: &ObjectMeta) {
-        self.unindex(key);
-        if meta.owner_references.is_empty() {
-            return;
-        }
-        let uids: Vec<String> = meta.owner_references.iter().map(|r| r.uid.clone()).collect();
-        for uid in &uids {
-            self.dependents.entry(uid.clone()).or_default().insert(key.clone());
-        }
-        self.owners.insert(key.clone(), uids);
-    }
-
-    fn unindex(&mut self, key: &ObjectKey) {
-        for uid in self.owners.remove(key).unwrap_or_default() {
-            if let Some(set) = self.dependents.get_mut(&uid) {
-                set.remove(key);
-                if set.is_empty() {
-                    self.dependents.remove(&uid);
-                }
-            }
-        }
-    }
-
-    /// Queues the keys the changes since `revision` concern. False when
-    /// they are no longer in the history (resync).
-    fn absorb(&mut self, replica: &Replica, revision: &mut u64) -> bool {
-        loop {
-            let (events, seen) = match replica.store.history().since(*revision, HISTORY_BATCH) {
-                Ok(batch) => batch,
-                Err(_) => return false,
-            };
-            // Changes whose keys need the store to name (a pod's
-            // Deployment; the ReplicaSets that may adopt an orphan).
-            let mut owners_of_sets: HashSet<(String, String)> = HashSet::new();
-            let mut orphans: Vec<Arc<Object>> = Vec::new();
-            for event in &events {
-                self.note(
-                    &event.object,
-                    event.event_type == EventType::Deleted,
-                    &mut owners_of_sets,
-                    &mut orphans,
-                );
-            }
-            if !owners_of_sets.is_empty() || !orphans.is_empty() {
-                let state = replica.store.read();
-                self.follow_up(&state.objects, owners_of_sets, &orphans);
-            }
-            *revision = seen;
-            if events.len() < HISTORY_BATCH {
-                return true;
-            }
-        }
-    }
-
-    fn note(
-        &mut self,
-        object: &Arc<Object>,
-        deleted: bool,
-        owners_of_sets: &mut HashSet<(String, String)>,
-        orphans: &mut Vec<Arc<Object>>,
-    ) {
-        let Some((kind, meta)) = object.kind().zip(object.metadata()) else {
-            return;
-        };
-        let key: ObjectKey = (kind, meta.namespace.clone(), meta.name.clone());
-        let named_owners = !meta.owner_references.is_empty();
-        let was_indexed = self.owners.contains_key(&key);
-        if deleted {
-            self.unindex(&key);
-            let dependents: Vec<ObjectKey> = self.dependents.get(&meta.uid).into_iter().flatten().cloned().collect();
-            for dependent in dependents {
-                self.add(Key::Collect(dependent));
-            }
-            // An owner deleted in the foreground waits for this one.
-            for reference in &meta.owner_references {
-                if let Ok(owner_kind) = Kind::parse(&reference.kind) {
-                    let namespace = if owner_kind.namespaced() {
-                        meta.namespace.clone()
-                    } else {
-                        String::new()
-                    };
-                    self.add(Key::Collect((owner_kind, namespace, reference.name.clone())));
-                }
-            }
-        } else {
-            self.index(&key, meta);
-            if named_owners && !was_indexed {
-                // New, or newly owned: its owners may be gone already.
-                self.add(Key::Collect(key.clone()));
-            }
-            if meta.deletion_timestamp.is_some() && meta.finalizers.iter().any(|f| f == FOREGROUND_FINALIZER) {
-                self.add(Key::Collect(key.clone()));
-            }
-        }
-        let controller = ownership::controller_of(meta);
-        match kind {
-            Kind::Deployment => self.add(Key::Deployment(key.1, key.2)),
-            Kind::ReplicaSet => {
-                match controller {
-                    Some(owner) if owner.kind == "Deployment" => {
-                        self.add(Key::Deployment(key.1.clone(), owner.name.clone()));
-                    }
-                    Some(_) => {}
-                    None if !deleted => orphans.push(object.clone()),
-                    None => {}
-                }
-                self.add(Key::ReplicaSet(key.1, key.2));
-            }
-            Kind::Pod => match controller {
-                Some(owner) if owner.kind == "ReplicaSet" => {
-                    self.add(Key::ReplicaSet(key.1.clone(), owner.name.clone()));
-                    owners_of_sets.insert((key.1, owner.name.clone()));
-                }
-                Some(_) => {}
-                None if !deleted && meta.deletion_timestamp.is_none() => orphans.push(object.clone()),
-                None => {}
-            },
-            _ => {}
-        }
-    }
-
-    /// Queues the Deployments of ReplicaSets whose pods changed, and the
-    /// controllers whose selector matches an orphan.
-    fn follow_up(&mut self, objects: &Objects, owners_of_sets: HashSet<(String, String)>, orphans: &[Arc<Object>]) {
-        for (namespace, name) in owners_of_sets {
-            let owner = objects
-                .get(Kind::ReplicaSet, &namespace, &name)
-                .and_then(|rs| rs.metadata())
-                .and_then(ownership::controller_of)
-                .filter(|owner| owner.kind == "Deployment")
-                .map(|owner| owner.name.clone());
-            if let Some(owner) = owner {
-                self.add(Key::Deployment(namespace, owner));
-            }
-        }
-        for orphan in orphans {
-            let controller_kind = match orphan.kind() {
-                Some(Kind::Pod) => Kind::ReplicaSet,
-                Some(Kind::ReplicaSet) => Kind::Deployment,
-                _ => continue,
-            };
-            let labels = orphan.metadata().map(|m| &m.labels);
-            for candidate in objects.list(controller_kind, Some(orphan.namespace())) {
-                if labels.is_some_and(|l| selector_of(candidate).is_some_and(|s| s.matches(l))) {
-                    let (namespace, name) = (candidate.namespace().to_string(), candidate.name().to_string());
-                    self.add(match controller_kind {
-                        Kind::ReplicaSet => Key::ReplicaSet(namespace, name),
-                        _ => Key::Deployment(namespace, name),
-                    });
-                }
-            }
-        }
-    }
-
-    /// Reconciles one key against `objects`.
-    fn plan(&self, key: &Key, objects: &Objects, now: SystemTime) -> Plan {
-        match key {
-            Key::ReplicaSet(namespace, name) => {
-                let Some(Resource::ReplicaSet(rs)) = objects
-                    .get(Kind::ReplicaSet, namespace, name)
-                    .and_then(|o| o.resource.as_ref())
-                else {
-                    return Plan::default();
-                };
-                // The set's own pods and the ones it may adopt; pods of
-                // other controllers would only be ignored.
-                let uid = rs.metadata.as_ref().map_or("", |m| m.uid.as_str());
-                let pods = objects
-                    .controlled_by(uid, Kind::Pod)
-                    .chain(objects.uncontrolled(Kind::Pod, namespace))
-                    .filter_map(|o| pods::pod(o));
-                replicaset::reconcile(rs, pods, now)
-            }
-            Key::Deployment(namespace, name) => {
-                let Some(Resource::Deployment(d)) = objects
-                    .get(Kind::Deployment, namespace, name)
-                    .and_then(|o| o.resource.as_ref())
-                else {
-                    return Plan::default();
-                };
-                // Every set of the namespace (the names of others' sets
-                // are taken), and the pods of those it owns or may adopt.
-                let uid = d.metadata.as_ref().map_or("", |m| m.uid.as_str());
-                let sets: Vec<_> = objects
-                    .list(Kind::ReplicaSet, Some(namespace))
-                    .filter_map(|o| match o.resource.as_ref() {
-                        Some(Resource::ReplicaSet(rs)) => Some(&**rs),
-                        _ => None,
-                    })
-                    .collect();
-                let pods: Vec<_> = sets
-                    .iter()
-                    .filter_map(|rs| rs.metadata.as_ref())
-                    .filter(|meta| ownership::controller_of(meta).is_none_or(|owner| owner.uid == uid))
-                    .flat_map(|meta| objects.controlled_by(&meta.uid, Kind::Pod))
-                    .filter_map(|o| pods::pod(o))
-                    .collect();
-                deployment::reconcile(d, sets.into_iter(), &pods, now)
-            }
-            Key::Collect((kind, namespace, name)) => {
-                let Some(object) = objects.get(*kind, namespace, name) else {
-                    return Plan::default();
-                };
-                let uid = object.metadata().map_or("", |m| m.uid.as_str());
-                let dependents: Vec<ObjectKey> = self.dependents.get(uid).into_iter().flatten().cloned().collect();
-                gc::collect(&(*kind, namespace.clone(), name.clone()), object, objects, &dependents)
-            }
-        }
-    }
+/// The controllers of `controller_kind` in the orphan's namespace whose
+/// selector matches it: they may adopt it.
+pub fn adopters(objects: &Objects, controller_kind: Kind, orphan: &Object) -> Vec<ObjectKey> {
+    let Some(labels) = orphan.metadata().map(|m| &m.labels) else {
+        return Vec::new();
+    };
+    objects
+        .list(controller_kind, Some(orphan.namespace()))
+        .filter(|candidate| selector_of(candidate).is_some_and(|s| s.matches(labels)))
+        .filter_map(|candidate| key_of(candidate))
+        .collect()
 }
 
 fn selector_of(object: &Object) -> Option<Selector> {

@@ -1,7 +1,9 @@
 //! The ReplicaSet controller: keeps `replicas` active pods matching the
 //! selector, claims pods by the [`ownership`] rules, and reports counts in
 //! the status. Pure: [`reconcile`] reads a snapshot and returns a
-//! [`Plan`]; the runtime ([`super`]) applies it.
+//! [`Plan`]; the runtime ([`super::runtime`]) applies it. [`ReplicaSets`]
+//! is the controller: a ReplicaSet's key is queued when it changes, when a
+//! pod it controls changes, and when an orphan pod it may adopt appears.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
@@ -10,9 +12,63 @@ use bosun_proto::api::{Object, ObjectMeta, Pod, ReplicaSet, ReplicaSetStatus};
 use bosun_proto::selector::Selector;
 use bosun_proto::Kind;
 
+use bosun_proto::api::object::Resource;
+use bosun_proto::api::EventType;
+
 use super::ownership::{self, Claim};
 use super::pods;
-use super::{Action, Plan};
+use super::{adopters, key_of, Action, Controller, ObjectKey, Plan};
+use crate::store::{HistoryEvent, Objects};
+
+/// The ReplicaSet controller.
+pub struct ReplicaSets;
+
+impl Controller for ReplicaSets {
+    fn name(&self) -> &'static str {
+        "replicasets"
+    }
+
+    fn resync(&mut self, objects: &Objects, keys: &mut Vec<ObjectKey>) {
+        keys.extend(objects.list(Kind::ReplicaSet, None).filter_map(|o| key_of(o)));
+    }
+
+    fn changed(&mut self, change: &HistoryEvent, objects: &Objects, keys: &mut Vec<ObjectKey>) {
+        let Some((kind, meta)) = change.object.kind().zip(change.object.metadata()) else {
+            return;
+        };
+        match kind {
+            Kind::ReplicaSet => keys.extend(key_of(&change.object)),
+            Kind::Pod => match ownership::controller_of(meta) {
+                Some(owner) if owner.kind == "ReplicaSet" => {
+                    keys.push((Kind::ReplicaSet, meta.namespace.clone(), owner.name.clone()));
+                }
+                Some(_) => {}
+                None if change.event_type != EventType::Deleted && meta.deletion_timestamp.is_none() => {
+                    keys.extend(adopters(objects, Kind::ReplicaSet, &change.object));
+                }
+                None => {}
+            },
+            _ => {}
+        }
+    }
+
+    fn reconcile(&self, (_, namespace, name): &ObjectKey, objects: &Objects, now: SystemTime) -> Plan {
+        let Some(Resource::ReplicaSet(rs)) = objects
+            .get(Kind::ReplicaSet, namespace, name)
+            .and_then(|o| o.resource.as_ref())
+        else {
+            return Plan::default();
+        };
+        // The set's own pods and the ones it may adopt; pods of other
+        // controllers would only be ignored.
+        let uid = rs.metadata.as_ref().map_or("", |m| m.uid.as_str());
+        let pods = objects
+            .controlled_by(uid, Kind::Pod)
+            .chain(objects.uncontrolled(Kind::Pod, namespace))
+            .filter_map(|o| pods::pod(o));
+        reconcile(rs, pods, now)
+    }
+}
 
 /// Most pods created or deleted by one reconcile; the rest follow on the
 /// next pass, so one huge ReplicaSet cannot monopolise a round.

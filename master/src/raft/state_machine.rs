@@ -136,6 +136,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                                 revision: index,
                                 event_type: change.event_type,
                                 object: change.object,
+                                previous: change.previous,
                             });
                         }
                         responses.push(Response(applied.result));

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admission::now_seconds;
 use crate::replica::Replica;
-use crate::store::Objects;
+use crate::store::{Follower, HistoryEvent, Objects, Wake};
 
 mod allocation;
 mod cache;
@@ -54,14 +54,11 @@ use queue::Queue;
 
 /// Most pods placed in one round (their bindings are proposed together).
 const ROUND: usize = 2048;
-/// Changes read from the history at a time.
-const HISTORY_BATCH: usize = 4096;
 
 /// Runs the scheduler until `token` is cancelled (leadership lost).
 pub async fn run(replica: Arc<Replica>, strategy: Strategy, token: CancellationToken) {
     let pipeline = Pipeline::new(strategy);
-    let mut revisions = replica.store.subscribe();
-    let (mut cache, mut revision) = load(&replica);
+    let (mut cache, mut follower) = Follower::start(&replica.store, |state| Cache::load(&state.objects));
     let mut queue = Queue::default();
     for uid in cache.pending.keys() {
         queue.add(uid);
@@ -76,9 +73,8 @@ pub async fn run(replica: Arc<Replica>, strategy: Strategy, token: CancellationT
         "scheduler started"
     );
     loop {
-        revisions.borrow_and_update();
-        if !absorb(&replica, &mut cache, &mut queue, &mut revision) {
-            (cache, revision) = load(&replica);
+        if !follower.catch_up(|events| absorb(events, &mut cache, &mut queue)) {
+            cache = follower.reload(|state| Cache::load(&state.objects));
             for uid in cache.pending.keys() {
                 queue.add(uid);
             }
@@ -101,16 +97,8 @@ pub async fn run(replica: Arc<Replica>, strategy: Strategy, token: CancellationT
             }
         }
         if bindings.is_empty() && unschedulable.is_empty() {
-            let wake = async {
-                match next_wake {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                changed = revisions.changed() => if changed.is_err() { return },
-                () = wake => {}
-                () = token.cancelled() => return,
+            if follower.wait(next_wake, &token).await == Wake::Stop {
+                return;
             }
             continue;
         }
@@ -157,42 +145,25 @@ pub fn place_pending(objects: &Objects, strategy: Strategy) -> (usize, usize) {
     (placed, pending.len() - placed)
 }
 
-/// The cache as of the store's current revision.
-fn load(replica: &Replica) -> (Cache, u64) {
-    let state = replica.store.read();
-    (Cache::load(&state.objects), state.revision())
-}
-
-/// Applies the changes since `revision` to the cache. False when they are
-/// no longer in the history (reload).
-fn absorb(replica: &Replica, cache: &mut Cache, queue: &mut Queue, revision: &mut u64) -> bool {
-    loop {
-        let (events, seen) = match replica.store.history().since(*revision, HISTORY_BATCH) {
-            Ok(batch) => batch,
-            Err(_) => return false,
-        };
-        let mut room = false;
-        for event in &events {
-            if !matches!(event.object.kind(), Some(Kind::Pod | Kind::Node)) {
-                continue;
-            }
-            let deleted = event.event_type == EventType::Deleted;
-            let effect = cache.object_changed(&event.object, deleted);
-            room |= effect.room_may_have_appeared;
-            let uid = event.object.metadata().map(|m| m.uid.as_str()).unwrap_or_default();
-            if effect.new_pending {
-                queue.add(uid);
-            } else if event.object.kind() == Some(Kind::Pod) && !cache.pending.contains_key(uid) {
-                queue.done(uid);
-            }
+/// Applies a batch of the store's changes to the cache and the queue.
+fn absorb(events: &[HistoryEvent], cache: &mut Cache, queue: &mut Queue) {
+    let mut room = false;
+    for event in events {
+        if !matches!(event.object.kind(), Some(Kind::Pod | Kind::Node)) {
+            continue;
         }
-        if room {
-            queue.wake_all();
+        let deleted = event.event_type == EventType::Deleted;
+        let effect = cache.object_changed(&event.object, deleted);
+        room |= effect.room_may_have_appeared;
+        let uid = event.object.metadata().map(|m| m.uid.as_str()).unwrap_or_default();
+        if effect.new_pending {
+            queue.add(uid);
+        } else if event.object.kind() == Some(Kind::Pod) && !cache.pending.contains_key(uid) {
+            queue.done(uid);
         }
-        *revision = seen;
-        if events.len() < HISTORY_BATCH {
-            return true;
-        }
+    }
+    if room {
+        queue.wake_all();
     }
 }
 

@@ -248,6 +248,7 @@ mod tests {
             revision,
             event_type: EventType::Modified,
             object: Arc::new(pod.into()),
+            previous: None,
         }
     }
 

@@ -17,6 +17,9 @@ pub struct HistoryEvent {
     pub revision: u64,
     pub event_type: EventType,
     pub object: Arc<Object>,
+    /// The object before this change (`None` when it was created): a
+    /// controller can tell which selectors a relabelled object left.
+    pub previous: Option<Arc<Object>>,
 }
 
 #[derive(Debug)]
@@ -130,6 +133,7 @@ mod tests {
             revision,
             event_type: EventType::Added,
             object: Arc::new(Object::default()),
+            previous: None,
         }
     }
 

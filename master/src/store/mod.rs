@@ -13,10 +13,12 @@ use crate::raft::{LogId, Membership};
 
 mod binding;
 mod fanout;
+mod follower;
 mod history;
 mod objects;
 
 pub use fanout::{watch_event, Delivery, Filter, Subscription, Watchers};
+pub use follower::{Follower, Wake};
 pub use history::{Expired, History, HistoryEvent};
 pub use objects::{describe, Applied, Change, Objects, Propagation, BUILT_IN_NAMESPACES, FOREGROUND_FINALIZER};
 

@@ -25,6 +25,8 @@ pub const BUILT_IN_NAMESPACES: [&str; 2] = ["default", "bosun-system"];
 pub struct Change {
     pub event_type: EventType,
     pub object: Arc<Object>,
+    /// The object before this command (`None` when it was created).
+    pub previous: Option<Arc<Object>>,
 }
 
 /// The result of applying one command: what the client is told, and what
@@ -58,6 +60,8 @@ pub struct Objects {
     /// Who controls what, kept in step with every change: the controllers
     /// read a controller's objects without scanning its namespace.
     control: Control,
+    /// While a command applies: each object it touched, as it was before.
+    journal: Option<HashMap<(Kind, Key), Option<Arc<Object>>>>,
 }
 
 /// The objects naming each uid as their controller (an owner reference
@@ -192,6 +196,7 @@ impl Objects {
         if let Some(kind) = object.kind() {
             let key = (object.namespace().to_string(), object.name().to_string());
             let old = self.by_kind[kind.index()].insert(key.clone(), object.clone());
+            self.note_previous(kind, &key, old.as_ref());
             if kind == Kind::Pod {
                 self.account(old.as_deref(), Some(&object));
             }
@@ -202,6 +207,7 @@ impl Objects {
     pub(super) fn remove(&mut self, kind: Kind, namespace: &str, name: &str) -> Option<Arc<Object>> {
         let key = (namespace.to_string(), name.to_string());
         let old = self.by_kind[kind.index()].remove(&key);
+        self.note_previous(kind, &key, old.as_ref());
         if kind == Kind::Pod {
             self.account(old.as_deref(), None);
         }
@@ -232,8 +238,29 @@ impl Objects {
                 .is_some_and(|ns| ns.metadata().is_some_and(|m| m.deletion_timestamp.is_none()))
     }
 
-    /// Applies a committed command at `revision` (its log index).
+    /// Remembers how the object at `key` was before the command applying.
+    fn note_previous(&mut self, kind: Kind, key: &Key, old: Option<&Arc<Object>>) {
+        if let Some(journal) = self.journal.as_mut() {
+            journal.entry((kind, key.clone())).or_insert_with(|| old.cloned());
+        }
+    }
+
+    /// Applies a committed command at `revision` (its log index); each
+    /// change carries the object's state before the command.
     pub fn apply(&mut self, revision: u64, command: &Command) -> Applied {
+        self.journal = Some(HashMap::new());
+        let mut applied = self.apply_command(revision, command);
+        let journal = self.journal.take().unwrap_or_default();
+        for change in &mut applied.changes {
+            if let Some(kind) = change.object.kind() {
+                let key = (change.object.namespace().to_string(), change.object.name().to_string());
+                change.previous = journal.get(&(kind, key)).cloned().flatten();
+            }
+        }
+        applied
+    }
+
+    fn apply_command(&mut self, revision: u64, command: &Command) -> Applied {
         let time = command.time;
         match &command.op {
             Some(Op::Create(op)) => self.create(revision, op.object.as_ref()),
@@ -247,7 +274,7 @@ impl Objects {
             Some(Op::Batch(batch)) => {
                 let mut applied = Applied::default();
                 for command in &batch.commands {
-                    let one = self.apply(revision, command);
+                    let one = self.apply_command(revision, command);
                     applied.result.batch.push(one.result);
                     applied.changes.extend(one.changes);
                 }
@@ -481,6 +508,7 @@ impl Objects {
         changes.push(Change {
             event_type: EventType::Deleted,
             object: last.clone(),
+            previous: None,
         });
         let mut result = object_result(last, false);
         result.deleted = true;
@@ -530,6 +558,7 @@ impl Objects {
                     changes.push(Change {
                         event_type: EventType::Deleted,
                         object: Arc::new(last),
+                        previous: None,
                     });
                 }
             }
@@ -655,7 +684,11 @@ pub(super) fn object_result(object: Arc<Object>, deleted: bool) -> CommandResult
 pub(super) fn changed(object: Arc<Object>, event_type: EventType) -> Applied {
     Applied {
         result: object_result(object.clone(), false),
-        changes: vec![Change { event_type, object }],
+        changes: vec![Change {
+            event_type,
+            object,
+            previous: None,
+        }],
     }
 }
 

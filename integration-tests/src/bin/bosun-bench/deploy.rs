@@ -24,8 +24,8 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{bail, Context, Result};
 use bosun_integration_tests::agents::{TestCluster, TEST_IMAGE, TEST_LABEL};
 use bosun_integration_tests::wait_until;
-use bosun_proto::api::{CreateRequest, DeleteRequest, Deployment, GetRequest, Node, Object, UpdateRequest};
-use bosun_proto::client::{self, Client, ClientError};
+use bosun_proto::api::{Deployment, Node, Object};
+use bosun_proto::client::{Api, Client, DeleteParams, PostParams};
 use bosun_proto::codec::decode_objects;
 
 use crate::pod_watch::{list_pods, node, ready, terminating, version, PodWatch};
@@ -371,18 +371,8 @@ async fn stop_cluster(cluster: TestCluster) {
 /// Deletes a Deployment and waits until its pods and all the run's
 /// containers are gone.
 async fn remove_deployment(cluster: &TestCluster, name: &str) -> Result<()> {
-    let request = DeleteRequest {
-        kind: "Deployment".into(),
-        namespace: "default".into(),
-        name: name.into(),
-        ..Default::default()
-    };
-    let client = cluster.client();
-    let deleted = client
-        .call(|channel| {
-            let request = request.clone();
-            async move { client::objects(channel).delete(request).await }
-        })
+    let deleted = Api::<Deployment>::namespaced(&cluster.client(), "default")
+        .delete(name, &DeleteParams::default())
         .await;
     match deleted {
         Ok(_) => {}
@@ -416,7 +406,7 @@ fn deployment(name: &str, replicas: usize, cpu: Option<&str>) -> Result<Object> 
 /// controller writes the status meanwhile). When the accepted write was sent.
 async fn set_version(client: &Client, name: &str, version: &str) -> Result<Instant> {
     for _ in 0..UPDATE_ATTEMPTS {
-        let mut deployment = Deployment::try_from(get(client, "Deployment", name).await?)?;
+        let mut deployment = Api::<Deployment>::namespaced(client, "default").get(name).await?;
         let container = deployment
             .spec
             .as_mut()
@@ -428,8 +418,11 @@ async fn set_version(client: &Client, name: &str, version: &str) -> Result<Insta
             var.value = version.into();
         }
         let sent = Instant::now();
-        match update(client, deployment.into()).await {
-            Ok(()) => return Ok(sent),
+        match Api::<Deployment>::namespaced(client, "default")
+            .update(&PostParams::default(), deployment)
+            .await
+        {
+            Ok(_) => return Ok(sent),
             Err(e) if e.code() == Some(tonic::Code::Aborted) => continue,
             Err(e) => return Err(e.into()),
         }
@@ -438,51 +431,16 @@ async fn set_version(client: &Client, name: &str, version: &str) -> Result<Insta
 }
 
 async fn create(client: &Client, object: Object) -> Result<()> {
-    let request = CreateRequest {
-        object: Some(object),
-        ..Default::default()
-    };
-    client
-        .call(|channel| {
-            let request = request.clone();
-            async move { client::objects(channel).create(request).await }
-        })
+    let kind = object.kind().context("an object with a kind")?;
+    Api::dynamic(client, kind, "default")
+        .create(&PostParams::default(), object)
         .await?;
     Ok(())
-}
-
-async fn update(client: &Client, object: Object) -> Result<(), ClientError> {
-    let request = UpdateRequest {
-        object: Some(object),
-        ..Default::default()
-    };
-    client
-        .call(|channel| {
-            let request = request.clone();
-            async move { client::objects(channel).update(request).await }
-        })
-        .await?;
-    Ok(())
-}
-
-async fn get(client: &Client, kind: &str, name: &str) -> Result<Object> {
-    let request = GetRequest {
-        kind: kind.into(),
-        namespace: if kind == "Node" { "" } else { "default" }.into(),
-        name: name.into(),
-        allow_stale: false,
-    };
-    Ok(client
-        .call(|channel| {
-            let request = request.clone();
-            async move { client::objects(channel).get(request).await.map(|r| r.into_inner()) }
-        })
-        .await?)
 }
 
 /// When the node's Ready condition last changed, if it is not True now.
 async fn not_ready_since(client: &Client, name: &str) -> Result<Option<SystemTime>> {
-    let node = Node::try_from(get(client, "Node", name).await?)?;
+    let node = Api::<Node>::all(client).get(name).await?;
     let condition = node
         .status
         .and_then(|s| s.conditions.into_iter().find(|c| c.r#type == "Ready"))

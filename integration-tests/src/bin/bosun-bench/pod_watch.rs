@@ -7,22 +7,12 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
-use bosun_proto::api::{EventType, ListRequest, ListResponse, Pod, WatchEvent, WatchRequest};
-use bosun_proto::client::{self, Client};
+use bosun_proto::api::{EventType, Pod, WatchEvent};
+use bosun_proto::client::{Api, Client, List, ListParams, WatchParams};
 
-pub async fn list_pods(client: &Client, app: &str) -> Result<ListResponse> {
-    let request = ListRequest {
-        kind: "Pod".into(),
-        namespace: "default".into(),
-        label_selector: format!("app={app}"),
-        ..Default::default()
-    };
-    Ok(client
-        .call(|channel| {
-            let request = request.clone();
-            async move { client::objects(channel).list(request).await.map(|r| r.into_inner()) }
-        })
-        .await?)
+pub async fn list_pods(client: &Client, app: &str) -> Result<List<Pod>> {
+    let pods = Api::<Pod>::namespaced(client, "default");
+    Ok(pods.list(&ListParams::default().labels(&format!("app={app}"))).await?)
 }
 
 /// The pods of one app, by name.
@@ -43,19 +33,12 @@ pub struct PodWatch {
 impl PodWatch {
     pub async fn start(client: &Client, app: &str) -> Result<PodWatch> {
         let list = list_pods(client, app).await?;
-        let request = WatchRequest {
-            kind: "Pod".into(),
-            namespace: "default".into(),
+        let params = WatchParams {
             label_selector: format!("app={app}"),
             since_revision: list.revision,
             ..Default::default()
         };
-        let events = client
-            .call(|channel| {
-                let request = request.clone();
-                async move { client::objects(channel).watch(request).await.map(|r| r.into_inner()) }
-            })
-            .await?;
+        let events = Api::<Pod>::namespaced(client, "default").watch(&params).await?;
         let mut watch = PodWatch {
             events,
             pods: HashMap::new(),
@@ -65,8 +48,8 @@ impl PodWatch {
             most_live: 0,
             fewest_ready: 0,
         };
-        for object in list.items {
-            watch.record(Pod::try_from(object)?);
+        for pod in list.items {
+            watch.record(pod);
         }
         watch.reset_bounds();
         Ok(watch)

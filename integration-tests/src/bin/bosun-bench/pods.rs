@@ -10,8 +10,8 @@ use anyhow::{Context, Result};
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder};
 use bosun_integration_tests::agents::{TestCluster, TEST_IMAGE, TEST_LABEL};
-use bosun_proto::api::{CreateRequest, EventType, Pod, WatchRequest};
-use bosun_proto::client;
+use bosun_proto::api::{EventType, Pod};
+use bosun_proto::client::{Api, PostParams, WatchParams};
 use bosun_proto::codec::decode_objects;
 use futures::future::join_all;
 
@@ -130,34 +130,21 @@ pub async fn run(args: PodsArgs) -> Result<()> {
     );
 
     let client = cluster.client();
-    let watch = WatchRequest {
-        kind: "Pod".into(),
+    let pods = Api::<Pod>::all(&client);
+    let watch = WatchParams {
         field_selector: "spec.nodeName=bench-node".into(),
         ..Default::default()
     };
-    let mut events = client
-        .call(|channel| {
-            let watch = watch.clone();
-            async move { client::objects(channel).watch(watch).await.map(|r| r.into_inner()) }
-        })
-        .await?;
+    let mut events = pods.watch(&watch).await?;
     let mut created: HashMap<String, Instant> = HashMap::new();
     let begin = Instant::now();
     let creates = (0..args.pods).map(|i| {
-        let client = client.clone();
+        let pods = pods.clone();
         async move {
             let name = format!("bench-{i}");
-            let request = CreateRequest {
-                object: Some(pod(&name, "bench-node")?.into()),
-                ..Default::default()
-            };
+            let pod = pod(&name, "bench-node")?;
             let at = Instant::now();
-            client
-                .call(|channel| {
-                    let request = request.clone();
-                    async move { client::objects(channel).create(request).await }
-                })
-                .await?;
+            pods.create(&PostParams::default(), pod).await?;
             Ok::<_, anyhow::Error>((name, at))
         }
     });

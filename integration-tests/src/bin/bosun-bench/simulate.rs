@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use bosun_integration_tests::{bin_dir, wait_until, MasterCluster};
-use bosun_proto::api::{ListRequest, Node};
-use bosun_proto::client::{self, Client};
+use bosun_proto::api::Node;
+use bosun_proto::client::{Api, Client, ListParams};
 
 use crate::{cpu_time, rss_mib};
 
@@ -27,21 +27,10 @@ pub struct SimulateArgs {
 }
 
 pub async fn ready_nodes(client: &Client) -> Result<usize> {
-    let request = ListRequest {
-        kind: "Node".into(),
-        allow_stale: true,
-        ..Default::default()
-    };
-    let list = client
-        .call(|channel| {
-            let request = request.clone();
-            async move { client::objects(channel).list(request).await.map(|r| r.into_inner()) }
-        })
-        .await?;
+    let list = Api::<Node>::all(client).stale_reads().list(&ListParams::default()).await?;
     Ok(list
         .items
         .into_iter()
-        .filter_map(|o| Node::try_from(o).ok())
         .filter(|n| {
             n.status
                 .as_ref()

@@ -68,6 +68,7 @@ impl Objects {
             changes.push(Change {
                 event_type: EventType::Modified,
                 object: next,
+                previous: None,
             });
         }
         changes
