@@ -318,6 +318,63 @@ async fn update_statuses_answers_each_object_on_its_own() -> Result<()> {
     Ok(())
 }
 
+#[tokio::test]
+async fn create_many_answers_each_object_on_its_own() -> Result<()> {
+    let cluster = MasterCluster::start(1, &[]).await?;
+    let mut api = cluster.objects(0).await?;
+    api.create(CreateRequest {
+        object: Some(config_map("default", "taken", "v")),
+        ..Default::default()
+    })
+    .await?;
+    let results = api
+        .create_many(api::CreateManyRequest {
+            objects: vec![
+                config_map("default", "first", "1"),
+                config_map("default", "taken", "again"),
+                config_map("nowhere", "lost", "v"),
+                Object::default(),
+                config_map("default", "second", "2"),
+            ],
+        })
+        .await?
+        .into_inner()
+        .results;
+    let codes: Vec<Code> = results.iter().map(|r| Code::from_i32(r.code)).collect();
+    assert_eq!(
+        codes,
+        [Code::Ok, Code::AlreadyExists, Code::NotFound, Code::InvalidArgument, Code::Ok],
+        "{results:?}"
+    );
+    for (index, name) in [(0, "first"), (4, "second")] {
+        let stored = results[index].object.clone().unwrap();
+        assert_eq!(stored.name(), name);
+        assert!(stored.metadata().unwrap().resource_version > 0, "{stored:?}");
+    }
+    // What failed lost nothing: the taken name keeps its first value.
+    let taken = api
+        .get(GetRequest {
+            kind: "ConfigMap".into(),
+            namespace: "default".into(),
+            name: "taken".into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let Some(api::object::Resource::ConfigMap(taken)) = taken.resource else {
+        panic!("not a ConfigMap: {taken:?}");
+    };
+    assert_eq!(taken.data.get("value").map(String::as_str), Some("v"), "{taken:?}");
+
+    let too_many = api::CreateManyRequest {
+        objects: vec![config_map("default", "many", "v"); 1001],
+    };
+    let err = api.create_many(too_many).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("at most 1000"), "{}", err.message());
+    Ok(())
+}
+
 /// No object is too big: ConfigMap data over 1 MiB and requests over the
 /// API's limit are refused, naming the limit, and nothing is stored.
 #[tokio::test]

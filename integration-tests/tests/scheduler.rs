@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{ensure, Result};
 use bosun_integration_tests::agents::{TestCluster, TEST_IMAGE};
-use bosun_integration_tests::ctl;
+use bosun_integration_tests::{ctl, wait_until};
 use bosun_proto::api::Pod;
 
 fn pod(name: &str, cpu: &str, memory: &str, extra_spec: &str) -> String {
@@ -118,6 +118,32 @@ async fn a_pod_too_big_for_every_node_waits_with_its_reason_and_runs_when_a_node
         )
         .await?;
     assert_eq!(node_of(&pod), "c");
+    // A normal start is visible: the scheduler's `Scheduled`, then the
+    // agent's `Pulled`, `Created` and `Started`, as kubectl shows them.
+    let expected = [
+        "Normal Scheduled scheduler Successfully assigned default/huge to c",
+        &format!("Normal Pulled node-agent Container image {TEST_IMAGE:?} already present on machine"),
+        "Normal Created node-agent Created container app",
+        "Normal Started node-agent Started container app",
+    ];
+    wait_until(Duration::from_secs(20), "the start's events in describe pod", || async {
+        let out = ctl(&servers, &["describe", "pod", "huge"], "").await;
+        let events: Vec<String> = out
+            .stdout
+            .lines()
+            .skip_while(|l| !l.starts_with("Events:"))
+            .map(|l| {
+                // Type, Reason, Age, From, Message: drop the age.
+                let words: Vec<&str> = l.split_whitespace().collect();
+                words.iter().enumerate().filter(|(i, _)| *i != 2).map(|(_, w)| *w).collect::<Vec<_>>().join(" ")
+            })
+            .collect();
+        Ok(expected
+            .iter()
+            .all(|e| events.iter().any(|line| line == e))
+            .then_some(()))
+    })
+    .await?;
     Ok(())
 }
 

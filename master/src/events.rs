@@ -23,12 +23,20 @@ const EXPIRE_BATCH: usize = 1024;
 /// The command that records `event`, or `None` if it does not validate
 /// (an event is never worth failing the work it describes).
 pub fn create_command(event: Object) -> Option<Command> {
-    let mut event = prepare(Some(event)).ok()?;
-    stamp_new(&mut event);
     Some(Command {
         time: Some(now_seconds()),
-        op: Some(command::Op::Create(CreateOp { object: Some(event) })),
+        op: Some(command::Op::Create(CreateOp {
+            object: Some(stamped(event)?),
+        })),
     })
+}
+
+/// `event` validated and stamped as a create would store it (name, uid,
+/// creation time), or `None` if it does not validate.
+pub fn stamped(event: Object) -> Option<Object> {
+    let mut event = prepare(Some(event)).ok()?;
+    stamp_new(&mut event);
+    Some(event)
 }
 
 /// The events of `objects` last seen before `now - ttl`, as

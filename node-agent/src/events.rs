@@ -1,15 +1,17 @@
 //! Events about the node's pods, as the kubelet records them, for
-//! `ctl describe pod` and `ctl get events`: `Failed` when a container or
-//! the sandbox cannot start (with the engine's message), `BackOff` when a
+//! `ctl describe pod` and `ctl get events`: `Pulling`, `Pulled`, `Created`
+//! and `Started` as a container starts, `Failed` when a container or the
+//! sandbox cannot start (with the engine's message), `BackOff` when a
 //! crashing container or a failing pull waits, `Unhealthy` for each failed
 //! probe, `Killing` when a probe gets a container restarted.
 //!
 //! Repeats are counted, not repeated: one (pod, type, reason, message) is
 //! one event whose `count` and `lastTimestamp` grow, written at most once
 //! per [`REPEAT_INTERVAL`], so a probe failing every second costs a write
-//! every few seconds, not one per failure. Normal lifecycle events
-//! (`Pulled`, `Created`, `Started`) are not recorded: they would add a
-//! write per container start for what the pod's status already says.
+//! every few seconds, not one per failure. New events are batched: every
+//! event waiting when the writer is free goes in one `CreateMany` call, so
+//! a container start's three events, or a burst of pod starts, cost one
+//! request (and the masters pack them into few Raft entries).
 //!
 //! Recording never waits for the masters: when the queue is full, events
 //! are dropped (events are best effort, as in Kubernetes).
@@ -17,7 +19,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use bosun_proto::api::{CreateRequest, Event, Object, ObjectReference, Pod, PodStatus, UpdateRequest};
+use bosun_proto::api::{CreateManyRequest, Event, Object, ObjectReference, Pod, PodStatus, UpdateRequest};
 use bosun_proto::client::{self, Client, ClientError};
 use bosun_proto::events::{self, Source};
 use bosun_proto::Kind;
@@ -276,70 +278,141 @@ impl Book {
     }
 }
 
+/// Most messages taken from the queue for one round of writes.
+const BATCH: usize = 1000;
+
 async fn run(client: Client, source: Source, mut notes: mpsc::Receiver<Message>, token: CancellationToken) {
     let mut book = Book::default();
     let mut tick = tokio::time::interval(REPEAT_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut messages = Vec::with_capacity(BATCH);
     loop {
         let writes = tokio::select! {
-            message = notes.recv() => match message {
-                Some(Message::Record(note)) => book.record(note, &source, Instant::now()).into_iter().collect(),
-                Some(Message::Forget(uid)) => book.forget(&uid),
-                None => return,
+            received = notes.recv_many(&mut messages, BATCH) => {
+                if received == 0 {
+                    return;
+                }
+                let now = Instant::now();
+                let mut writes = Vec::new();
+                for message in messages.drain(..) {
+                    match message {
+                        Message::Record(note) => writes.extend(book.record(note, &source, now)),
+                        Message::Forget(uid) => writes.extend(book.forget(&uid)),
+                    }
+                }
+                writes
             },
             _ = tick.tick() => book.due_writes(Instant::now()),
             () = token.cancelled() => return,
         };
+        let mut creates: Vec<(Key, Event)> = Vec::new();
+        let mut updates: Vec<(Key, Event)> = Vec::new();
         for write in writes {
-            let (key, result) = match write {
-                Write::Create(key, event) => (key, self::write(&client, event, false).await),
-                Write::Update(key, event) => (key, self::write(&client, event, true).await),
-            };
-            match result {
-                Ok(stored) => book.written(&key, stored),
-                Err(error) => {
-                    let gone = error.code() == Some(tonic::Code::NotFound);
-                    tracing::debug!(reason = %key.2, error = %error, "cannot record an event");
-                    book.failed(&key, gone);
+            match write {
+                Write::Create(key, event) => creates.push((key, event)),
+                Write::Update(key, event) => updates.push((key, event)),
+            }
+        }
+        if !creates.is_empty() {
+            let (keys, events): (Vec<Key>, Vec<Event>) = creates.into_iter().unzip();
+            match create_all(&client, events).await {
+                Ok(results) => {
+                    for (key, result) in keys.iter().zip(results) {
+                        book.settle(key, result);
+                    }
                 }
+                Err(error) => {
+                    for key in &keys {
+                        book.settle(key, Err(error.clone()));
+                    }
+                }
+            }
+        }
+        for (key, event) in updates {
+            let result = update(&client, event).await;
+            book.settle(&key, result);
+        }
+    }
+}
+
+impl Book {
+    /// Books the outcome of the write of `key`.
+    fn settle(&mut self, key: &Key, result: Result<Event, ClientError>) {
+        match result {
+            Ok(stored) => self.written(key, stored),
+            Err(error) => {
+                let gone = error.code() == Some(tonic::Code::NotFound);
+                tracing::debug!(reason = %key.2, error = %error, "cannot record an event");
+                self.failed(key, gone);
             }
         }
     }
 }
 
-/// Creates `event`, or updates it when it `exists`; the event as stored.
-async fn write(client: &Client, mut event: Event, exists: bool) -> Result<Event, ClientError> {
-    // Only this agent writes its events: no precondition needed.
+/// `event` ready to be written: only this agent writes its events, so no
+/// precondition is needed.
+fn unconditional(mut event: Event) -> Object {
     if let Some(meta) = event.metadata.as_mut() {
         meta.resource_version = 0;
     }
-    let object = Object::from(event);
+    Object::from(event)
+}
+
+fn stored_event(object: Object) -> Result<Event, ClientError> {
+    Event::try_from(object)
+        .map_err(|_| ClientError::Status(tonic::Status::internal("the masters answered with another kind")))
+}
+
+/// Creates `events` in one call; the outcome of each, in order.
+async fn create_all(client: &Client, events: Vec<Event>) -> Result<Vec<Result<Event, ClientError>>, ClientError> {
+    let objects: Vec<Object> = events.into_iter().map(unconditional).collect();
+    let response = client
+        .call(|channel| {
+            let objects = objects.clone();
+            async move {
+                client::objects(channel)
+                    .create_many(CreateManyRequest { objects })
+                    .await
+                    .map(tonic::Response::into_inner)
+            }
+        })
+        .await?;
+    let mut results: Vec<Result<Event, ClientError>> = response
+        .results
+        .into_iter()
+        .map(|result| match result.object {
+            Some(object) => stored_event(object),
+            None => Err(ClientError::Status(tonic::Status::new(
+                tonic::Code::from_i32(result.code),
+                result.message,
+            ))),
+        })
+        .collect();
+    // A short answer (never expected) leaves the rest to be retried.
+    results.resize_with(objects.len(), || {
+        Err(ClientError::Status(tonic::Status::internal("no result for this event")))
+    });
+    Ok(results)
+}
+
+/// Updates `event` (its count and last time).
+async fn update(client: &Client, event: Event) -> Result<Event, ClientError> {
+    let object = unconditional(event);
     let stored = client
         .call(|channel| {
             let object = Some(object.clone());
             async move {
-                let mut objects = client::objects(channel);
-                let stored = if exists {
-                    objects
-                        .update(UpdateRequest {
-                            object,
-                            ..Default::default()
-                        })
-                        .await
-                } else {
-                    objects
-                        .create(CreateRequest {
-                            object,
-                            ..Default::default()
-                        })
-                        .await
-                };
-                stored.map(tonic::Response::into_inner)
+                client::objects(channel)
+                    .update(UpdateRequest {
+                        object,
+                        ..Default::default()
+                    })
+                    .await
+                    .map(tonic::Response::into_inner)
             }
         })
         .await?;
-    Event::try_from(stored)
-        .map_err(|_| ClientError::Status(tonic::Status::internal("the masters answered with another kind")))
+    stored_event(stored)
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::context::Context;
 use crate::env;
-use crate::events;
+use crate::events::{self, PodEvents};
 use crate::plan::{self, Action, Desired, Memory};
 use crate::probe::Probes;
 use crate::runtime::{labels, ContainerInfo, ContainerRuntime, ContainerSpec, RuntimeError, SANDBOX_IMAGE};
@@ -350,7 +350,8 @@ impl<R: ContainerRuntime> Worker<R> {
             .filter(|c| c.container_name() == labels::SANDBOX && c.is_running())
             .max_by_key(|c| c.attempt())
             .ok_or(("CreateContainerError", "the pod sandbox is not running".to_string()))?;
-        self.ensure_image(container).await?;
+        let events = self.shared.events.for_pod(pod);
+        self.ensure_image(container, &events).await?;
         let sources = self
             .env_sources(pod, container)
             .await
@@ -388,15 +389,18 @@ impl<R: ContainerRuntime> Worker<R> {
             .create_container(&runtime_spec)
             .await
             .map_err(|e| ("CreateContainerError", e.to_string()))?;
+        events.normal("Created", format!("Created container {name}"));
         if let Err(e) = runtime.start_container(&id).await {
             let _ = runtime.remove_container(&id).await;
             return Err(("RunContainerError", e.to_string()));
         }
+        events.normal("Started", format!("Started container {name}"));
         Ok(())
     }
 
-    /// Makes the image available as the pull policy says.
-    async fn ensure_image(&self, container: &Container) -> Result<(), (&'static str, String)> {
+    /// Makes the image available as the pull policy says, recording
+    /// `Pulling` and `Pulled` as the kubelet does.
+    async fn ensure_image(&self, container: &Container, events: &PodEvents) -> Result<(), (&'static str, String)> {
         let runtime = &self.shared.runtime;
         let image = container.image.as_str();
         let present = || async {
@@ -418,12 +422,23 @@ impl<R: ContainerRuntime> Worker<R> {
             }
             _ => !present().await?,
         };
-        if pull {
-            runtime
-                .pull_image(image)
-                .await
-                .map_err(|e| ("ErrImagePull", format!("failed to pull image {image:?}: {e}")))?;
+        if !pull {
+            events.normal("Pulled", format!("Container image {image:?} already present on machine"));
+            return Ok(());
         }
+        events.normal("Pulling", format!("Pulling image {image:?}"));
+        let started = std::time::Instant::now();
+        runtime
+            .pull_image(image)
+            .await
+            .map_err(|e| ("ErrImagePull", format!("failed to pull image {image:?}: {e}")))?;
+        events.normal(
+            "Pulled",
+            format!(
+                "Successfully pulled image {image:?} in {:.3}s",
+                started.elapsed().as_secs_f64()
+            ),
+        );
         Ok(())
     }
 

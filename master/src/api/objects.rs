@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bosun_proto::api::objects_server::Objects;
 use bosun_proto::api::{
-    CreateRequest, DeleteRequest, DeleteResponse, GetRequest, ListRequest, ListResponse, Object, UpdateRequest,
+    CreateManyRequest, CreateManyResponse, CreateRequest, DeleteRequest, DeleteResponse, GetRequest, ListRequest, ListResponse, Object, UpdateRequest,
     UpdateStatusResult, UpdateStatusesRequest, UpdateStatusesResponse, WatchEvent, WatchRequest,
 };
 use bosun_proto::fields::FieldSelector;
@@ -27,8 +27,8 @@ use crate::store::{describe, watch_event, Delivery, Filter, Propagation, Store};
 const WATCH_BUFFER: usize = 256;
 /// Events read from the history at a time by one watch.
 const WATCH_BATCH: usize = 512;
-/// Most objects in one UpdateStatuses call.
-pub const MAX_STATUSES: usize = 1000;
+/// Most objects in one UpdateStatuses or CreateMany call.
+pub const MAX_PER_CALL: usize = 1000;
 
 pub struct ObjectsService {
     replica: Arc<Replica>,
@@ -108,6 +108,36 @@ fn parse_fields(selector: &str) -> Result<FieldSelector, Status> {
     FieldSelector::parse(selector).map_err(|e| Status::invalid_argument(e.to_string()))
 }
 
+/// Refuses a many-object call over [`MAX_PER_CALL`]. Its objects are
+/// proposed concurrently, so the proposer packs them into few Raft entries.
+fn check_per_call(objects: usize, call: &str) -> Result<(), Status> {
+    if objects > MAX_PER_CALL {
+        return Err(Status::invalid_argument(format!(
+            "{objects} objects in one {call} call; at most {MAX_PER_CALL}"
+        )));
+    }
+    Ok(())
+}
+
+/// The outcome of each object of a many-object call, in order.
+fn each_result(outcomes: Vec<Result<Object, Status>>) -> Vec<UpdateStatusResult> {
+    outcomes
+        .into_iter()
+        .map(|outcome| match outcome {
+            Ok(object) => UpdateStatusResult {
+                object: Some(object),
+                code: Code::Ok as i32,
+                message: String::new(),
+            },
+            Err(status) => UpdateStatusResult {
+                object: None,
+                code: status.code() as i32,
+                message: status.message().to_string(),
+            },
+        })
+        .collect()
+}
+
 fn expired_status(requested: u64, oldest: u64) -> Status {
     Status::out_of_range(format!(
         "revision {requested} is too old: changes before {oldest} are no longer kept; list again and watch from the list's revision"
@@ -179,32 +209,24 @@ impl Objects for ObjectsService {
         request: Request<UpdateStatusesRequest>,
     ) -> Result<Response<UpdateStatusesResponse>, Status> {
         let objects = request.into_inner().objects;
-        if objects.len() > MAX_STATUSES {
-            return Err(Status::invalid_argument(format!(
-                "{} objects in one UpdateStatuses call; at most {MAX_STATUSES}",
-                objects.len()
-            )));
-        }
-        // Proposed concurrently, so the proposer packs them into few
-        // Raft entries.
+        check_per_call(objects.len(), "UpdateStatuses")?;
         let updates = objects.into_iter().map(|object| self.write_status(Some(object)));
-        let results = join_all(updates)
-            .await
-            .into_iter()
-            .map(|result| match result {
-                Ok(object) => UpdateStatusResult {
-                    object: Some(object),
-                    code: Code::Ok as i32,
-                    message: String::new(),
-                },
-                Err(status) => UpdateStatusResult {
-                    object: None,
-                    code: status.code() as i32,
-                    message: status.message().to_string(),
-                },
-            })
-            .collect();
+        let results = each_result(join_all(updates).await);
         Ok(Response::new(UpdateStatusesResponse { results }))
+    }
+
+    async fn create_many(&self, request: Request<CreateManyRequest>) -> Result<Response<CreateManyResponse>, Status> {
+        let objects = request.into_inner().objects;
+        check_per_call(objects.len(), "CreateMany")?;
+        let creates = objects.into_iter().map(|object| async move {
+            let mut object = prepare(Some(object))?;
+            stamp_new(&mut object);
+            self.propose(command::Op::Create(CreateOp { object: Some(object) }))
+                .await
+                .map(|(object, _)| object)
+        });
+        let results = each_result(join_all(creates).await);
+        Ok(Response::new(CreateManyResponse { results }))
     }
 
     async fn delete(&self, request: Request<DeleteRequest>) -> Result<Response<DeleteResponse>, Status> {

@@ -9,6 +9,9 @@
 //! and the store re-checks every binding's fit when applying it, so no
 //! two placements can overcommit a node whatever happens meanwhile.
 //!
+//! A bound pod gets a `Scheduled` event, carried in its binding (stored
+//! with it in the same write, never for a refused binding).
+//!
 //! A pod that fits nowhere gets `PodScheduled=False` (`Unschedulable`,
 //! with every reason counted) and a `FailedScheduling` event, once per
 //! distinct message; it is retried when the cluster changes (a node added
@@ -177,6 +180,12 @@ async fn bind_all(replica: &Replica, cache: &mut Cache, queue: &mut Queue, bindi
                 name: pod.name.clone(),
                 uid: pod.uid.clone(),
                 node: node.clone(),
+                event: crate::events::stamped(scheduling_event(
+                    pod,
+                    "Scheduled",
+                    events::NORMAL,
+                    &format!("Successfully assigned {}/{} to {node}", pod.namespace, pod.name),
+                )),
             })),
         })
     });
@@ -237,7 +246,7 @@ async fn record_unschedulable(replica: &Replica, pod: &PodInfo, message: &str) {
     if let Err(e) = replica.propose(update).await {
         tracing::warn!(pod = %pod.name, error = %e, "cannot record why the pod is unschedulable");
     }
-    let event = scheduling_event(pod, "FailedScheduling", "Warning", message);
+    let event = scheduling_event(pod, "FailedScheduling", events::WARNING, message);
     if let Some(create) = crate::events::create_command(event) {
         if let Err(e) = replica.propose(create).await {
             tracing::warn!(pod = %pod.name, error = %e, "cannot record a scheduling event");

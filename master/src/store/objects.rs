@@ -284,7 +284,7 @@ impl Objects {
         }
     }
 
-    fn create(&mut self, revision: u64, object: Option<&Object>) -> Applied {
+    pub(super) fn create(&mut self, revision: u64, object: Option<&Object>) -> Applied {
         match self.to_create(revision, object) {
             Ok(object) => {
                 self.insert(object.clone());
