@@ -14,36 +14,57 @@ use tonic::Status;
 
 use crate::defaults;
 
-/// Defaults and validates an object sent by a client.
-pub(crate) fn prepare(object: Option<Object>) -> Result<Object, Status> {
-    let mut object = object.ok_or_else(|| Status::invalid_argument("object is required"))?;
-    if object.kind().is_none() {
-        return Err(Status::invalid_argument(
-            "object is empty: set exactly one kind of object",
-        ));
+/// Why an object was refused before it was proposed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdmissionError {
+    #[error("object is required")]
+    Missing,
+    #[error("object is empty: set exactly one kind of object")]
+    Empty,
+    #[error("metadata.name: is required")]
+    NoName,
+    #[error("{kind} {name:?} is invalid: {error}")]
+    Invalid {
+        kind: Kind,
+        name: String,
+        error: validate::ValidationError,
+    },
+}
+
+impl From<AdmissionError> for Status {
+    fn from(error: AdmissionError) -> Status {
+        Status::invalid_argument(error.to_string())
     }
+}
+
+/// Defaults and validates an object sent by a client.
+pub(crate) fn prepare(object: Option<Object>) -> Result<Object, AdmissionError> {
+    let mut object = object.ok_or(AdmissionError::Missing)?;
+    let Some(kind) = object.kind() else {
+        return Err(AdmissionError::Empty);
+    };
     defaults::apply(&mut object);
-    if let Err(e) = validate::validate(&object) {
-        let kind = object.kind().map_or("object", |k| k.name());
-        let name = object.name();
-        return Err(Status::invalid_argument(format!("{kind} {name:?} is invalid: {e}")));
+    if let Err(error) = validate::validate(&object) {
+        return Err(AdmissionError::Invalid {
+            kind,
+            name: object.name().to_string(),
+            error,
+        });
     }
     Ok(object)
 }
 
 /// Checks an object sent to `UpdateStatus`: only its identity matters, the
 /// rest but the status is taken from the stored object.
-pub(crate) fn prepare_status(object: Option<Object>) -> Result<Object, Status> {
-    let mut object = object.ok_or_else(|| Status::invalid_argument("object is required"))?;
+pub(crate) fn prepare_status(object: Option<Object>) -> Result<Object, AdmissionError> {
+    let mut object = object.ok_or(AdmissionError::Missing)?;
     let Some(kind) = object.kind() else {
-        return Err(Status::invalid_argument(
-            "object is empty: set exactly one kind of object",
-        ));
+        return Err(AdmissionError::Empty);
     };
     object.set_type_meta();
     let meta = object.metadata_mut().expect("checked above");
     if meta.name.is_empty() {
-        return Err(Status::invalid_argument("metadata.name: is required"));
+        return Err(AdmissionError::NoName);
     }
     if kind.namespaced() && meta.namespace.is_empty() {
         meta.namespace = "default".to_string();

@@ -154,7 +154,7 @@ async fn create_namespace(replica: &Replica, name: &str) -> Result<(), String> {
         ..Default::default()
     }
     .into();
-    let mut object = prepare(Some(object)).map_err(|s| s.message().to_string())?;
+    let mut object = prepare(Some(object)).map_err(|e| e.to_string())?;
     stamp_new(&mut object);
     let command = Command {
         time: Some(crate::admission::now_seconds()),

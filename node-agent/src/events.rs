@@ -19,8 +19,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use bosun_proto::api::{CreateManyRequest, Event, Object, ObjectReference, Pod, PodStatus, UpdateRequest};
-use bosun_proto::client::{self, Client, ClientError};
+use bosun_proto::api::{Event, ObjectReference, Pod, PodStatus};
+use bosun_proto::client::{Api, Client, ClientError, PostParams};
 use bosun_proto::events::{self, Source};
 use bosun_proto::Kind;
 use tokio::sync::mpsc;
@@ -351,68 +351,24 @@ impl Book {
 
 /// `event` ready to be written: only this agent writes its events, so no
 /// precondition is needed.
-fn unconditional(mut event: Event) -> Object {
+fn unconditional(mut event: Event) -> Event {
     if let Some(meta) = event.metadata.as_mut() {
         meta.resource_version = 0;
     }
-    Object::from(event)
-}
-
-fn stored_event(object: Object) -> Result<Event, ClientError> {
-    Event::try_from(object)
-        .map_err(|_| ClientError::Status(tonic::Status::internal("the masters answered with another kind")))
+    event
 }
 
 /// Creates `events` in one call; the outcome of each, in order.
 async fn create_all(client: &Client, events: Vec<Event>) -> Result<Vec<Result<Event, ClientError>>, ClientError> {
-    let objects: Vec<Object> = events.into_iter().map(unconditional).collect();
-    let response = client
-        .call(|channel| {
-            let objects = objects.clone();
-            async move {
-                client::objects(channel)
-                    .create_many(CreateManyRequest { objects })
-                    .await
-                    .map(tonic::Response::into_inner)
-            }
-        })
-        .await?;
-    let mut results: Vec<Result<Event, ClientError>> = response
-        .results
-        .into_iter()
-        .map(|result| match result.object {
-            Some(object) => stored_event(object),
-            None => Err(ClientError::Status(tonic::Status::new(
-                tonic::Code::from_i32(result.code),
-                result.message,
-            ))),
-        })
-        .collect();
-    // A short answer (never expected) leaves the rest to be retried.
-    results.resize_with(objects.len(), || {
-        Err(ClientError::Status(tonic::Status::internal("no result for this event")))
-    });
-    Ok(results)
+    let events = events.into_iter().map(unconditional).collect();
+    Api::<Event>::all(client).create_many(events).await
 }
 
 /// Updates `event` (its count and last time).
 async fn update(client: &Client, event: Event) -> Result<Event, ClientError> {
-    let object = unconditional(event);
-    let stored = client
-        .call(|channel| {
-            let object = Some(object.clone());
-            async move {
-                client::objects(channel)
-                    .update(UpdateRequest {
-                        object,
-                        ..Default::default()
-                    })
-                    .await
-                    .map(tonic::Response::into_inner)
-            }
-        })
-        .await?;
-    stored_event(stored)
+    Api::<Event>::all(client)
+        .update(&PostParams::default(), unconditional(event))
+        .await
 }
 
 #[cfg(test)]

@@ -317,7 +317,8 @@ impl<R: ContainerRuntime> Worker<R> {
         let memory = self.memory.containers.entry(name.to_string()).or_default();
         match outcome {
             Ok(()) => memory.start_succeeded(),
-            Err((reason, message)) => {
+            Err(error) => {
+                let (reason, message) = (error.reason(), error.to_string());
                 tracing::info!(pod = %self.uid, container = name, reason, message = %message, "container did not start");
                 self.shared.events.for_pod(pod).warning("Failed", message.clone());
                 memory.start_failed(reason, message, &backoff, now);
@@ -331,34 +332,27 @@ impl<R: ContainerRuntime> Worker<R> {
         actual: &[ContainerInfo],
         name: &str,
         attempt: u32,
-    ) -> Result<(), (&'static str, String)> {
+    ) -> Result<(), StartError> {
         let spec = pod.spec.clone().unwrap_or_default();
         let container = spec
             .containers
             .iter()
             .find(|c| c.name == name)
-            .ok_or(("CreateContainerError", format!("no container {name:?} in the pod")))?;
+            .ok_or_else(|| StartError::NoSuchContainer(name.to_string()))?;
         if !spec.volumes.is_empty() {
-            let names: Vec<&str> = spec.volumes.iter().map(|v| v.name.as_str()).collect();
-            return Err((
-                "CreateContainerConfigError",
-                format!("volumes are not supported by this node agent yet: {}", names.join(", ")),
-            ));
+            return Err(StartError::Volumes(spec.volumes.iter().map(|v| v.name.clone()).collect()));
         }
         let sandbox = actual
             .iter()
             .filter(|c| c.container_name() == labels::SANDBOX && c.is_running())
             .max_by_key(|c| c.attempt())
-            .ok_or(("CreateContainerError", "the pod sandbox is not running".to_string()))?;
+            .ok_or(StartError::NoSandbox)?;
         let events = self.shared.events.for_pod(pod);
         self.ensure_image(container, &events).await?;
-        let sources = self
-            .env_sources(pod, container)
-            .await
-            .map_err(|e| ("CreateContainerConfigError", e))?;
+        let sources = self.env_sources(pod, container).await.map_err(StartError::Config)?;
         let pod_ip = sandbox.ip.clone().unwrap_or_default();
-        let env = env::build(pod, container, &sources, &pod_ip, &self.shared.plan.host_ip)
-            .map_err(|e| ("CreateContainerConfigError", e))?;
+        let env =
+            env::build(pod, container, &sources, &pod_ip, &self.shared.plan.host_ip).map_err(StartError::Config)?;
         let resources = container.resources.clone().unwrap_or_default();
         let quantity = |map: &HashMap<String, bosun_proto::api::Quantity>, key: &str| {
             map.get(key).and_then(|q| Quantity::parse(&q.value).ok())
@@ -388,11 +382,11 @@ impl<R: ContainerRuntime> Worker<R> {
         let id = runtime
             .create_container(&runtime_spec)
             .await
-            .map_err(|e| ("CreateContainerError", e.to_string()))?;
+            .map_err(StartError::Create)?;
         events.normal("Created", format!("Created container {name}"));
         if let Err(e) = runtime.start_container(&id).await {
             let _ = runtime.remove_container(&id).await;
-            return Err(("RunContainerError", e.to_string()));
+            return Err(StartError::Run(e));
         }
         events.normal("Started", format!("Started container {name}"));
         Ok(())
@@ -400,23 +394,20 @@ impl<R: ContainerRuntime> Worker<R> {
 
     /// Makes the image available as the pull policy says, recording
     /// `Pulling` and `Pulled` as the kubelet does.
-    async fn ensure_image(&self, container: &Container, events: &PodEvents) -> Result<(), (&'static str, String)> {
+    async fn ensure_image(&self, container: &Container, events: &PodEvents) -> Result<(), StartError> {
         let runtime = &self.shared.runtime;
         let image = container.image.as_str();
         let present = || async {
-            runtime
-                .image_present(image)
-                .await
-                .map_err(|e| ("ErrImagePull", e.to_string()))
+            runtime.image_present(image).await.map_err(|source| StartError::ImageCheck {
+                image: image.to_string(),
+                source,
+            })
         };
         let pull = match container.image_pull_policy.as_str() {
             "Always" => true,
             "Never" => {
                 if !present().await? {
-                    return Err((
-                        "ErrImageNeverPull",
-                        format!("container image {image:?} is not present with pull policy of Never"),
-                    ));
+                    return Err(StartError::NeverPull(image.to_string()));
                 }
                 false
             }
@@ -431,7 +422,10 @@ impl<R: ContainerRuntime> Worker<R> {
         runtime
             .pull_image(image)
             .await
-            .map_err(|e| ("ErrImagePull", format!("failed to pull image {image:?}: {e}")))?;
+            .map_err(|source| StartError::Pull {
+                image: image.to_string(),
+                source,
+            })?;
         events.normal(
             "Pulled",
             format!(
@@ -522,3 +516,44 @@ async fn cached<K: Typed + Clone>(
         .await
         .map_err(|e| format!("cannot read {} {name:?}: {e}", K::KIND.plural()))
 }
+
+/// Why a container did not start; its [`StartError::reason`] is the
+/// waiting reason Kubernetes shows (`ErrImagePull`, `CreateContainerConfigError`...).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("no container {0:?} in the pod")]
+    NoSuchContainer(String),
+    #[error("the pod sandbox is not running")]
+    NoSandbox,
+    #[error("volumes are not supported by this node agent yet: {}", .0.join(", "))]
+    Volumes(Vec<String>),
+    /// The environment could not be built (a missing ConfigMap key...).
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot check for image {image:?}: {source}")]
+    ImageCheck { image: String, source: RuntimeError },
+    #[error("container image {0:?} is not present with pull policy of Never")]
+    NeverPull(String),
+    #[error("failed to pull image {image:?}: {source}")]
+    Pull { image: String, source: RuntimeError },
+    #[error("{0}")]
+    Create(RuntimeError),
+    #[error("{0}")]
+    Run(RuntimeError),
+}
+
+impl StartError {
+    /// The container's waiting reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            StartError::NoSuchContainer(_) | StartError::NoSandbox | StartError::Create(_) => "CreateContainerError",
+            StartError::Volumes(_) | StartError::Config(_) => "CreateContainerConfigError",
+            StartError::ImageCheck { .. } | StartError::Pull { .. } => "ErrImagePull",
+            StartError::NeverPull(_) => "ErrImageNeverPull",
+            StartError::Run(_) => "RunContainerError",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

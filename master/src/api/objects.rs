@@ -13,6 +13,7 @@ use bosun_proto::internal::{command, Command, CreateOp, DeleteOp, UpdateOp};
 use bosun_proto::selector::Selector;
 use bosun_proto::Kind;
 use futures::future::join_all;
+use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
@@ -21,7 +22,7 @@ use tonic::{Code, Request, Response, Status};
 use super::{command_outcome, replica_status};
 use crate::admission::{now_seconds, prepare, prepare_status, stamp_new};
 use crate::replica::Replica;
-use crate::store::{describe, watch_event, Delivery, Filter, Propagation, Store};
+use crate::store::{describe, watch_event, Delivery, Expired, Filter, Propagation, Store};
 
 /// Events a watch may have queued for a slow client before it waits.
 const WATCH_BUFFER: usize = 256;
@@ -138,10 +139,8 @@ fn each_result(outcomes: Vec<Result<Object, Status>>) -> Vec<UpdateStatusResult>
         .collect()
 }
 
-fn expired_status(requested: u64, oldest: u64) -> Status {
-    Status::out_of_range(format!(
-        "revision {requested} is too old: changes before {oldest} are no longer kept; list again and watch from the list's revision"
-    ))
+fn expired_status(expired: Expired) -> Status {
+    Status::out_of_range(expired.to_string())
 }
 
 #[tonic::async_trait]
@@ -259,7 +258,7 @@ impl Objects for ObjectsService {
         }))
     }
 
-    type WatchStream = ReceiverStream<Result<WatchEvent, Status>>;
+    type WatchStream = futures::stream::Map<ReceiverStream<Delivery>, fn(Delivery) -> Result<WatchEvent, Status>>;
 
     async fn watch(&self, request: Request<WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
         let request = request.into_inner();
@@ -288,13 +287,17 @@ impl Objects for ObjectsService {
                 request.since_revision
             };
             if since < history.compacted() {
-                return Err(expired_status(since, history.compacted()));
+                return Err(expired_status(Expired {
+                    requested: since,
+                    oldest: history.compacted(),
+                }));
             }
             since
         };
         let (tx, rx) = mpsc::channel(WATCH_BUFFER);
         tokio::spawn(stream_events(store, filter, since, tx, self.shutdown.clone()));
-        Ok(Response::new(ReceiverStream::new(rx)))
+        let to_status: fn(Delivery) -> Result<WatchEvent, Status> = |delivery| delivery.map_err(expired_status);
+        Ok(Response::new(ReceiverStream::new(rx).map(to_status)))
     }
 }
 
@@ -315,7 +318,7 @@ async fn stream_events(
         let (events, seen) = match batch {
             Ok(batch) => batch,
             Err(expired) => {
-                let _ = tx.send(Err(expired_status(expired.requested, expired.oldest))).await;
+                let _ = tx.send(Err(expired)).await;
                 return;
             }
         };

@@ -188,8 +188,8 @@ fn command_for(action: &Action) -> Option<Command> {
         Action::Create(object) => {
             let mut object = match prepare(Some(object.clone())) {
                 Ok(object) => object,
-                Err(status) => {
-                    tracing::warn!(error = %status.message(), "controller cannot create an object");
+                Err(error) => {
+                    tracing::warn!(%error, "controller cannot create an object");
                     return None;
                 }
             };

@@ -27,12 +27,11 @@ use bosun_proto::fields::FieldSelector;
 use bosun_proto::selector::Selector;
 use bosun_proto::Kind;
 use tokio::sync::{mpsc, oneshot};
-use tonic::Status;
 
 use super::HistoryEvent;
 
 /// What a watch's client receives.
-pub type Delivery = Result<WatchEvent, Status>;
+pub type Delivery = Result<WatchEvent, Expired>;
 
 /// Which objects a list or watch passes on.
 #[derive(Debug, Clone, Default)]

@@ -33,7 +33,8 @@ pub struct History {
 }
 
 /// The requested revision is older than the kept history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("revision {requested} is too old: changes before {oldest} are no longer kept; list again and watch from the list's revision")]
 pub struct Expired {
     pub requested: u64,
     pub oldest: u64,

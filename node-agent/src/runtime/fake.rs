@@ -228,7 +228,9 @@ impl ContainerRuntime for FakeRuntime {
 
     async fn stop_container(&self, id: &str, _grace: Duration) -> Result<()> {
         self.call(format!("stop {id}"))?;
-        let running = self.state().containers.get(id).is_some_and(ContainerInfo::is_running);
+        let Some(running) = self.state().containers.get(id).map(ContainerInfo::is_running) else {
+            return Err(RuntimeError::NotFound(id.to_string()));
+        };
         if running {
             self.exit_container(id, 137);
         }
@@ -304,5 +306,20 @@ impl ContainerRuntime for FakeRuntime {
         self.call(format!("events {labels:?}"))?;
         let stream = BroadcastStream::new(self.events.subscribe()).filter_map(|event| event.ok());
         Ok(Box::pin(stream))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_fake_passes_the_runtime_conformance_suite() {
+        let fake = FakeRuntime::default();
+        fake.add_image("local/busybox:1");
+        super::super::conformance::check(&fake, "local/busybox:1", "conformance-fake", &HashMap::new())
+            .await
+            .unwrap();
+        assert!(fake.containers().is_empty(), "the suite leaves nothing behind");
     }
 }

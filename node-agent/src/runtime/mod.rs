@@ -14,6 +14,7 @@ use bytes::Bytes;
 use futures::Stream;
 use tokio::io::AsyncWrite;
 
+pub mod conformance;
 pub mod docker;
 pub mod fake;
 mod own_container;

@@ -1,0 +1,236 @@
+//! The pod worker on the fake runtime: it creates a pod's containers,
+//! restarts a crashed one after its back-off, adopts the containers of an
+//! earlier agent instead of starting them again, and stops a deleted pod
+//! gracefully. The masters are unreachable here: statuses and events are
+//! only attempted, as when an agent loses its masters.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bosun_proto::api::{Container, ObjectMeta, Pod, PodSpec};
+use bosun_proto::client::Client;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::spawn;
+use crate::context::{Caches, Context, DataDir, Parts};
+use crate::plan::{Backoff, Desired};
+use crate::runtime::fake::FakeRuntime;
+use crate::runtime::{labels, ContainerInfo};
+
+const IMAGE: &str = "local/busybox:1";
+const BACKOFF: Duration = Duration::from_millis(300);
+
+fn context(runtime: Arc<FakeRuntime>, token: &CancellationToken) -> Arc<Context<FakeRuntime>> {
+    Context::new(
+        Parts {
+            node: "node-a".into(),
+            host_ip: "192.0.2.1".into(),
+            data: DataDir::simulated("node-a"),
+            runtime,
+            // Nothing listens there: statuses and events go nowhere.
+            client: Client::new(["127.0.0.1:1"]),
+            caches: Caches::empty(),
+            backoff: Backoff {
+                initial: BACKOFF,
+                max: BACKOFF * 4,
+                reset_after: Duration::from_secs(600),
+            },
+            container_labels: HashMap::new(),
+        },
+        token,
+    )
+}
+
+fn pod(uid: &str, restart_policy: &str) -> Arc<Pod> {
+    Arc::new(Pod {
+        metadata: Some(ObjectMeta {
+            name: format!("pod-{uid}"),
+            namespace: "default".into(),
+            uid: uid.into(),
+            resource_version: 1,
+            ..Default::default()
+        }),
+        spec: Some(PodSpec {
+            node_name: "node-a".into(),
+            restart_policy: restart_policy.into(),
+            termination_grace_period_seconds: Some(1),
+            containers: vec![Container {
+                name: "app".into(),
+                image: IMAGE.into(),
+                image_pull_policy: "IfNotPresent".into(),
+                command: vec!["sleep".into(), "3600".into()],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+/// Waits (with a deadline) until `check` holds for the runtime's
+/// containers.
+async fn until(runtime: &FakeRuntime, what: &str, check: impl Fn(&[ContainerInfo]) -> bool) -> Vec<ContainerInfo> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let containers = runtime.containers();
+        if check(&containers) {
+            return containers;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}; containers: {containers:#?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn running_app(containers: &[ContainerInfo], attempt: &str) -> Option<ContainerInfo> {
+    containers
+        .iter()
+        .find(|c| c.label(labels::CONTAINER) == "app" && c.label(labels::ATTEMPT) == attempt && c.is_running())
+        .cloned()
+}
+
+fn sandbox_running(containers: &[ContainerInfo]) -> bool {
+    containers
+        .iter()
+        .any(|c| c.label(labels::CONTAINER) == labels::SANDBOX && c.is_running())
+}
+
+fn creates(runtime: &FakeRuntime) -> usize {
+    runtime.calls().iter().filter(|c| c.starts_with("create ")).count()
+}
+
+#[tokio::test]
+async fn a_pod_gets_its_sandbox_and_containers_with_its_labels() {
+    let runtime = Arc::new(FakeRuntime::default());
+    runtime.add_image(IMAGE);
+    let token = CancellationToken::new();
+    let (done, _finished) = mpsc::unbounded_channel();
+    let _worker = spawn(
+        context(runtime.clone(), &token),
+        "u1".into(),
+        Desired::Present(pod("u1", "Always")),
+        done,
+        token.clone(),
+    );
+    let containers = until(&runtime, "the sandbox and the app to run", |c| {
+        sandbox_running(c) && running_app(c, "0").is_some()
+    })
+    .await;
+    let app = running_app(&containers, "0").unwrap();
+    assert_eq!(app.label(labels::POD_UID), "u1");
+    assert_eq!(app.label(labels::POD_NAME), "pod-u1");
+    assert_eq!(app.label(labels::NODE), "node-a");
+    assert_eq!(containers.len(), 2, "{containers:#?}");
+    assert!(
+        !runtime.calls().iter().any(|c| c.starts_with("pull ")),
+        "a present image is not pulled"
+    );
+    token.cancel();
+}
+
+#[tokio::test]
+async fn a_crashed_container_is_restarted_after_its_back_off() {
+    let runtime = Arc::new(FakeRuntime::default());
+    runtime.add_image(IMAGE);
+    let token = CancellationToken::new();
+    let (done, _finished) = mpsc::unbounded_channel();
+    let worker = spawn(
+        context(runtime.clone(), &token),
+        "u2".into(),
+        Desired::Present(pod("u2", "Always")),
+        done,
+        token.clone(),
+    );
+    let first = until(&runtime, "the app to run", |c| running_app(c, "0").is_some()).await;
+    let first = running_app(&first, "0").unwrap();
+    runtime.exit_container(&first.id, 1);
+    let crashed = Instant::now();
+    worker.poke();
+    until(&runtime, "the app to run again", |c| running_app(c, "1").is_some()).await;
+    assert!(
+        crashed.elapsed() >= BACKOFF,
+        "restarted after {:?}, before its back-off of {BACKOFF:?}",
+        crashed.elapsed()
+    );
+    let containers = runtime.containers();
+    assert!(
+        !containers.iter().any(|c| c.id == first.id && c.is_running()),
+        "{containers:#?}"
+    );
+    assert!(sandbox_running(&containers), "the sandbox stays");
+    token.cancel();
+}
+
+#[tokio::test]
+async fn a_new_agent_adopts_the_running_containers_of_the_last_one() {
+    let runtime = Arc::new(FakeRuntime::default());
+    runtime.add_image(IMAGE);
+    let first_agent = CancellationToken::new();
+    let (done, _finished) = mpsc::unbounded_channel();
+    let _worker = spawn(
+        context(runtime.clone(), &first_agent),
+        "u3".into(),
+        Desired::Present(pod("u3", "Always")),
+        done,
+        first_agent.clone(),
+    );
+    let before = until(&runtime, "the pod to run", |c| sandbox_running(c) && running_app(c, "0").is_some()).await;
+    // The agent stops (its pods keep running) and a new one starts.
+    first_agent.cancel();
+    let created = creates(&runtime);
+    let second_agent = CancellationToken::new();
+    let (done, _finished) = mpsc::unbounded_channel();
+    let worker = spawn(
+        context(runtime.clone(), &second_agent),
+        "u3".into(),
+        Desired::Present(pod("u3", "Always")),
+        done,
+        second_agent.clone(),
+    );
+    // Let it look at the pod a few times.
+    for _ in 0..3 {
+        let lists = runtime.calls().iter().filter(|c| c.starts_with("list ")).count();
+        worker.poke();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while runtime.calls().iter().filter(|c| c.starts_with("list ")).count() == lists {
+            assert!(Instant::now() < deadline, "the new worker never looked at the pod");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    assert_eq!(creates(&runtime), created, "nothing is created again: {:#?}", runtime.calls());
+    let mut ids: Vec<String> = runtime.containers().into_iter().map(|c| c.id).collect();
+    let mut before: Vec<String> = before.into_iter().map(|c| c.id).collect();
+    ids.sort();
+    before.sort();
+    assert_eq!(ids, before, "the same containers, still there");
+    second_agent.cancel();
+}
+
+#[tokio::test]
+async fn a_deleted_pod_is_stopped_and_its_containers_removed() {
+    let runtime = Arc::new(FakeRuntime::default());
+    runtime.add_image(IMAGE);
+    let token = CancellationToken::new();
+    let (done, mut finished) = mpsc::unbounded_channel();
+    let worker = spawn(
+        context(runtime.clone(), &token),
+        "u4".into(),
+        Desired::Present(pod("u4", "Always")),
+        done,
+        token.clone(),
+    );
+    until(&runtime, "the pod to run", |c| sandbox_running(c) && running_app(c, "0").is_some()).await;
+    // The pod object is gone, with a grace period of 1 s.
+    worker.update(Desired::Gone { grace: Some(1) });
+    let uid = tokio::time::timeout(Duration::from_secs(10), finished.recv())
+        .await
+        .expect("the worker finishes")
+        .expect("the worker reports its pod");
+    assert_eq!(uid, "u4");
+    assert!(runtime.containers().is_empty(), "{:#?}", runtime.containers());
+    let calls = runtime.calls();
+    let stops = calls.iter().filter(|c| c.starts_with("stop ")).count();
+    assert!(stops >= 2, "the app and the sandbox are stopped before removal: {calls:#?}");
+    token.cancel();
+}
