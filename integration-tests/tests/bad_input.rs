@@ -343,7 +343,13 @@ async fn create_many_answers_each_object_on_its_own() -> Result<()> {
     let codes: Vec<Code> = results.iter().map(|r| Code::from_i32(r.code)).collect();
     assert_eq!(
         codes,
-        [Code::Ok, Code::AlreadyExists, Code::NotFound, Code::InvalidArgument, Code::Ok],
+        [
+            Code::Ok,
+            Code::AlreadyExists,
+            Code::NotFound,
+            Code::InvalidArgument,
+            Code::Ok
+        ],
         "{results:?}"
     );
     for (index, name) in [(0, "first"), (4, "second")] {

@@ -16,7 +16,11 @@ async fn the_docker_runtime_passes_the_runtime_conformance_suite() -> Result<()>
     let image = ensure_test_image()?;
     let run = format!("conformance-{}", std::process::id());
     // A network of the test's own, removed at the end.
-    let docker = Docker::connect(&std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into()), &format!("bosun-{run}")).await?;
+    let docker = Docker::connect(
+        &std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into()),
+        &format!("bosun-{run}"),
+    )
+    .await?;
     docker.prepare().await?;
     let labels = HashMap::from([(TEST_LABEL.to_string(), run.clone())]);
     let outcome = conformance::check(&docker, image, &run, &labels).await;

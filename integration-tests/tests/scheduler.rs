@@ -126,23 +126,33 @@ async fn a_pod_too_big_for_every_node_waits_with_its_reason_and_runs_when_a_node
         "Normal Created node-agent Created container app",
         "Normal Started node-agent Started container app",
     ];
-    wait_until(Duration::from_secs(20), "the start's events in describe pod", || async {
-        let out = ctl(&servers, &["describe", "pod", "huge"], "").await;
-        let events: Vec<String> = out
-            .stdout
-            .lines()
-            .skip_while(|l| !l.starts_with("Events:"))
-            .map(|l| {
-                // Type, Reason, Age, From, Message: drop the age.
-                let words: Vec<&str> = l.split_whitespace().collect();
-                words.iter().enumerate().filter(|(i, _)| *i != 2).map(|(_, w)| *w).collect::<Vec<_>>().join(" ")
-            })
-            .collect();
-        Ok(expected
-            .iter()
-            .all(|e| events.iter().any(|line| line == e))
-            .then_some(()))
-    })
+    wait_until(
+        Duration::from_secs(20),
+        "the start's events in describe pod",
+        || async {
+            let out = ctl(&servers, &["describe", "pod", "huge"], "").await;
+            let events: Vec<String> = out
+                .stdout
+                .lines()
+                .skip_while(|l| !l.starts_with("Events:"))
+                .map(|l| {
+                    // Type, Reason, Age, From, Message: drop the age.
+                    let words: Vec<&str> = l.split_whitespace().collect();
+                    words
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| *i != 2)
+                        .map(|(_, w)| *w)
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .collect();
+            Ok(expected
+                .iter()
+                .all(|e| events.iter().any(|line| line == e))
+                .then_some(()))
+        },
+    )
     .await?;
     Ok(())
 }

@@ -48,7 +48,7 @@ async fn list<T: TryFrom<bosun_proto::api::Object>>(
 ) -> Result<Vec<T>> {
     let api = Api::dynamic(client, Kind::parse(kind)?, "default");
     let list = api.list(&ListParams::default().labels(selector)).await?;
-Ok(list.items.into_iter().filter_map(|o| T::try_from(o).ok()).collect())
+    Ok(list.items.into_iter().filter_map(|o| T::try_from(o).ok()).collect())
 }
 
 async fn pods(cluster: &TestCluster, app: &str) -> Result<Vec<Pod>> {
@@ -56,7 +56,9 @@ async fn pods(cluster: &TestCluster, app: &str) -> Result<Vec<Pod>> {
 }
 
 async fn get<T: TryFrom<bosun_proto::api::Object>>(cluster: &TestCluster, kind: &str, name: &str) -> Result<Option<T>> {
-    let result = Api::dynamic(&cluster.client(), Kind::parse(kind)?, "default").get(name).await;
+    let result = Api::dynamic(&cluster.client(), Kind::parse(kind)?, "default")
+        .get(name)
+        .await;
     match result {
         Ok(object) => Ok(T::try_from(object).ok()),
         Err(e) if e.to_string().contains("not found") => Ok(None),

@@ -205,7 +205,10 @@ mod tests {
         leading.send_replace(true);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while alive.load(Ordering::SeqCst) == 0 {
-            assert!(tokio::time::Instant::now() < deadline, "the last generation never started");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the last generation never started"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         shutdown.cancel();
@@ -214,7 +217,14 @@ mod tests {
             .expect("supervision ends after shutdown")
             .expect("no panic");
         assert_eq!(most_alive.load(Ordering::SeqCst), 1, "two generations ran at once");
-        assert_eq!(alive.load(Ordering::SeqCst), 0, "shutdown waits for the last generation");
-        assert!(started.lock().unwrap().len() >= 2, "leadership changed hands several times");
+        assert_eq!(
+            alive.load(Ordering::SeqCst),
+            0,
+            "shutdown waits for the last generation"
+        );
+        assert!(
+            started.lock().unwrap().len() >= 2,
+            "leadership changed hands several times"
+        );
     }
 }

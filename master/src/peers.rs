@@ -29,7 +29,6 @@ impl Peers {
         }
     }
 
-
     /// A client for the master at `addr` (`host:port`).
     ///
     /// # Errors

@@ -7,13 +7,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bosun_proto::transport::Transport;
 use bosun_proto::api::cluster_server::ClusterServer;
 use bosun_proto::api::nodes_server::NodesServer;
 use bosun_proto::api::objects_server::ObjectsServer;
 use bosun_proto::api::pods_server::PodsServer;
 use bosun_proto::internal::raft_server::RaftServer;
 use bosun_proto::internal::JoinRequest;
+use bosun_proto::transport::Transport;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Status};

@@ -7,10 +7,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bosun_proto::transport::Transport;
-use bosun_proto::api::Pod;
 use bosun_proto::client::Client;
 use bosun_proto::internal::agent_server::AgentServer;
+use bosun_proto::transport::Transport;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -18,7 +17,6 @@ use crate::cleanup;
 use crate::config::{parse_pairs, AgentConfig};
 use crate::context::{Caches, Context, DataDir, Parts};
 use crate::node::{self, NodeFacts};
-use crate::plan;
 use crate::runtime::docker::{Docker, NetworkRemoval};
 use crate::runtime::ContainerRuntime;
 use crate::server::AgentService;

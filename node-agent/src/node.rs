@@ -17,8 +17,8 @@ use bosun_proto::quantity::{format_bytes, format_cpu_millis, Quantity};
 use bosun_proto::validate;
 use tokio_util::sync::CancellationToken;
 
-use crate::context::Context;
 use crate::config::{parse_pairs, AgentConfig};
+use crate::context::Context;
 use crate::runtime::ContainerRuntime;
 
 /// What this node is and offers.

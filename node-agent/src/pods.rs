@@ -11,7 +11,6 @@ use bosun_proto::api::{EventType, Object, Pod};
 use bosun_proto::client::{Api, Change, Watcher};
 use bosun_proto::Kind;
 
-
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 

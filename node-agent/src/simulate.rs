@@ -8,8 +8,8 @@ use std::sync::Arc;
 use bosun_proto::client::Client;
 use tokio_util::sync::CancellationToken;
 
-use crate::context::{Caches, Context, DataDir, Parts};
 use crate::config::{AgentConfig, SimulateConfig};
+use crate::context::{Caches, Context, DataDir, Parts};
 use crate::node::NodeFacts;
 use crate::runtime::fake::FakeRuntime;
 

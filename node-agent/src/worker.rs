@@ -11,7 +11,6 @@ use std::time::{Duration, SystemTime};
 use bosun_proto::api::{Container, Pod};
 use bosun_proto::client::{Api, Client, DeleteParams, Store, Typed};
 use bosun_proto::quantity::Quantity;
-use bosun_proto::Kind;
 use futures::future::join_all;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
@@ -340,7 +339,9 @@ impl<R: ContainerRuntime> Worker<R> {
             .find(|c| c.name == name)
             .ok_or_else(|| StartError::NoSuchContainer(name.to_string()))?;
         if !spec.volumes.is_empty() {
-            return Err(StartError::Volumes(spec.volumes.iter().map(|v| v.name.clone()).collect()));
+            return Err(StartError::Volumes(
+                spec.volumes.iter().map(|v| v.name.clone()).collect(),
+            ));
         }
         let sandbox = actual
             .iter()
@@ -398,10 +399,13 @@ impl<R: ContainerRuntime> Worker<R> {
         let runtime = &self.shared.runtime;
         let image = container.image.as_str();
         let present = || async {
-            runtime.image_present(image).await.map_err(|source| StartError::ImageCheck {
-                image: image.to_string(),
-                source,
-            })
+            runtime
+                .image_present(image)
+                .await
+                .map_err(|source| StartError::ImageCheck {
+                    image: image.to_string(),
+                    source,
+                })
         };
         let pull = match container.image_pull_policy.as_str() {
             "Always" => true,
@@ -414,18 +418,18 @@ impl<R: ContainerRuntime> Worker<R> {
             _ => !present().await?,
         };
         if !pull {
-            events.normal("Pulled", format!("Container image {image:?} already present on machine"));
+            events.normal(
+                "Pulled",
+                format!("Container image {image:?} already present on machine"),
+            );
             return Ok(());
         }
         events.normal("Pulling", format!("Pulling image {image:?}"));
         let started = std::time::Instant::now();
-        runtime
-            .pull_image(image)
-            .await
-            .map_err(|source| StartError::Pull {
-                image: image.to_string(),
-                source,
-            })?;
+        runtime.pull_image(image).await.map_err(|source| StartError::Pull {
+            image: image.to_string(),
+            source,
+        })?;
         events.normal(
             "Pulled",
             format!(

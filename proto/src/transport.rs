@@ -45,9 +45,9 @@ impl Transport {
         if addr.contains("://") {
             return addr.to_string();
         }
-        match self.tls {
+        match &self.tls {
             None => format!("http://{addr}"),
-            Some(tls) => match tls {},
+            Some(tls) => match *tls {},
         }
     }
 
@@ -67,9 +67,9 @@ impl Transport {
     /// A server builder with this transport's settings; add services and
     /// serve it on [`Transport::incoming`].
     pub fn server(&self) -> Server {
-        match self.tls {
+        match &self.tls {
             None => Server::builder(),
-            Some(tls) => match tls {},
+            Some(tls) => match *tls {},
         }
     }
 

@@ -142,8 +142,14 @@ async fn follow(
     if reporter.report(&first, revision, io)? || !watch {
         return Ok(());
     }
-    let mut follower = follow::follow(client, Kind::Deployment, namespace, "", &format!("metadata.name={name}"))
-        .since(first.resource_version());
+    let mut follower = follow::follow(
+        client,
+        Kind::Deployment,
+        namespace,
+        "",
+        &format!("metadata.name={name}"),
+    )
+    .since(first.resource_version());
     let mut current = vec![first];
     loop {
         let Some(object) = current.first() else {

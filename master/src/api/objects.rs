@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use bosun_proto::api::objects_server::Objects;
 use bosun_proto::api::{
-    CreateManyRequest, CreateManyResponse, CreateRequest, DeleteRequest, DeleteResponse, GetRequest, ListRequest, ListResponse, Object, UpdateRequest,
-    UpdateStatusResult, UpdateStatusesRequest, UpdateStatusesResponse, WatchEvent, WatchRequest,
+    CreateManyRequest, CreateManyResponse, CreateRequest, DeleteRequest, DeleteResponse, GetRequest, ListRequest,
+    ListResponse, Object, UpdateRequest, UpdateStatusResult, UpdateStatusesRequest, UpdateStatusesResponse, WatchEvent,
+    WatchRequest,
 };
 use bosun_proto::fields::FieldSelector;
 use bosun_proto::internal::{command, Command, CreateOp, DeleteOp, UpdateOp};

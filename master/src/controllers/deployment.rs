@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime};
 
 use bosun_proto::api::object::Resource;
 use bosun_proto::api::{
-    Deployment, EventType, DeploymentCondition, DeploymentStatus, ObjectMeta, Pod, PodTemplateSpec, ReplicaSet,
+    Deployment, DeploymentCondition, DeploymentStatus, EventType, ObjectMeta, Pod, PodTemplateSpec, ReplicaSet,
 };
 use bosun_proto::events;
 use bosun_proto::selector::Selector;
@@ -523,4 +523,4 @@ mod progress;
 mod tests;
 
 use history::{auto_rollback, cleanup};
-use progress::Progress;
+use progress::{deadline_recheck, is_complete, Progress};

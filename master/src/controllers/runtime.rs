@@ -279,7 +279,11 @@ mod tests {
         queue.add(web.clone());
         queue.take(1);
         queue.finished(web, false, None, start);
-        assert_eq!(queue.next_timer(), Some(start + RETRY_FIRST), "the back-off starts over");
+        assert_eq!(
+            queue.next_timer(),
+            Some(start + RETRY_FIRST),
+            "the back-off starts over"
+        );
     }
 
     #[test]

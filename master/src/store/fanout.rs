@@ -28,7 +28,7 @@ use bosun_proto::selector::Selector;
 use bosun_proto::Kind;
 use tokio::sync::{mpsc, oneshot};
 
-use super::HistoryEvent;
+use super::{Expired, HistoryEvent};
 
 /// What a watch's client receives.
 pub type Delivery = Result<WatchEvent, Expired>;

@@ -49,6 +49,9 @@ enum Next {
 /// `(namespace, name)`; the namespace is empty for cluster-scoped kinds.
 type Key = (String, String);
 
+/// The objects one command touched, as they were before it.
+type Journal = HashMap<(Kind, Key), Option<Arc<Object>>>;
+
 /// All objects, one ordered map per kind.
 #[derive(Debug, Default, Clone)]
 pub struct Objects {
@@ -61,7 +64,7 @@ pub struct Objects {
     /// read a controller's objects without scanning its namespace.
     control: Control,
     /// While a command applies: each object it touched, as it was before.
-    journal: Option<HashMap<(Kind, Key), Option<Arc<Object>>>>,
+    journal: Option<Journal>,
 }
 
 /// The objects naming each uid as their controller (an owner reference
@@ -248,7 +251,7 @@ impl Objects {
     /// Applies a committed command at `revision` (its log index); each
     /// change carries the object's state before the command.
     pub fn apply(&mut self, revision: u64, command: &Command) -> Applied {
-        self.journal = Some(HashMap::new());
+        self.journal = Some(Journal::new());
         let mut applied = self.apply_command(revision, command);
         let journal = self.journal.take().unwrap_or_default();
         for change in &mut applied.changes {

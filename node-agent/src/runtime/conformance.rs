@@ -85,11 +85,19 @@ async fn state_of<R: ContainerRuntime>(runtime: &R, pod_uid: &str, id: &str) -> 
 
 async fn checks<R: ContainerRuntime>(runtime: &R, names: &Names<'_>) -> Result<(), Failure> {
     let (image, pod_uid) = (names.image, names.pod_uid);
-    if !runtime.image_present(image).await.map_err(runtime_error("image_present"))? {
+    if !runtime
+        .image_present(image)
+        .await
+        .map_err(runtime_error("image_present"))?
+    {
         return fail(format!("image {image} is not present"));
     }
     let absent = "bosun-conformance/absent:never";
-    if runtime.image_present(absent).await.map_err(runtime_error("image_present"))? {
+    if runtime
+        .image_present(absent)
+        .await
+        .map_err(runtime_error("image_present"))?
+    {
         return fail(format!("image {absent} is present"));
     }
     if !listed(runtime, pod_uid).await?.is_empty() {

@@ -78,7 +78,10 @@ async fn until(runtime: &FakeRuntime, what: &str, check: impl Fn(&[ContainerInfo
         if check(&containers) {
             return containers;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}; containers: {containers:#?}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; containers: {containers:#?}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -175,7 +178,10 @@ async fn a_new_agent_adopts_the_running_containers_of_the_last_one() {
         done,
         first_agent.clone(),
     );
-    let before = until(&runtime, "the pod to run", |c| sandbox_running(c) && running_app(c, "0").is_some()).await;
+    let before = until(&runtime, "the pod to run", |c| {
+        sandbox_running(c) && running_app(c, "0").is_some()
+    })
+    .await;
     // The agent stops (its pods keep running) and a new one starts.
     first_agent.cancel();
     let created = creates(&runtime);
@@ -198,7 +204,12 @@ async fn a_new_agent_adopts_the_running_containers_of_the_last_one() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
-    assert_eq!(creates(&runtime), created, "nothing is created again: {:#?}", runtime.calls());
+    assert_eq!(
+        creates(&runtime),
+        created,
+        "nothing is created again: {:#?}",
+        runtime.calls()
+    );
     let mut ids: Vec<String> = runtime.containers().into_iter().map(|c| c.id).collect();
     let mut before: Vec<String> = before.into_iter().map(|c| c.id).collect();
     ids.sort();
@@ -220,7 +231,10 @@ async fn a_deleted_pod_is_stopped_and_its_containers_removed() {
         done,
         token.clone(),
     );
-    until(&runtime, "the pod to run", |c| sandbox_running(c) && running_app(c, "0").is_some()).await;
+    until(&runtime, "the pod to run", |c| {
+        sandbox_running(c) && running_app(c, "0").is_some()
+    })
+    .await;
     // The pod object is gone, with a grace period of 1 s.
     worker.update(Desired::Gone { grace: Some(1) });
     let uid = tokio::time::timeout(Duration::from_secs(10), finished.recv())
@@ -231,6 +245,9 @@ async fn a_deleted_pod_is_stopped_and_its_containers_removed() {
     assert!(runtime.containers().is_empty(), "{:#?}", runtime.containers());
     let calls = runtime.calls();
     let stops = calls.iter().filter(|c| c.starts_with("stop ")).count();
-    assert!(stops >= 2, "the app and the sandbox are stopped before removal: {calls:#?}");
+    assert!(
+        stops >= 2,
+        "the app and the sandbox are stopped before removal: {calls:#?}"
+    );
     token.cancel();
 }

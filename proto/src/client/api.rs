@@ -143,14 +143,19 @@ impl Api<Object> {
 }
 
 fn wrong_kind(error: WrongKind) -> ClientError {
-    ClientError::Status(Status::internal(format!("the masters answered with another kind: {error}")))
+    ClientError::Status(Status::internal(format!(
+        "the masters answered with another kind: {error}"
+    )))
 }
 
 /// The outcome of one object of a many-object call.
 fn each<K: ApiObject>(result: UpdateStatusResult) -> Result<K, ClientError> {
     match result.object {
         Some(object) if result.code == Code::Ok as i32 => K::from_object(object).map_err(wrong_kind),
-        _ => Err(ClientError::Status(Status::new(Code::from_i32(result.code), result.message))),
+        _ => Err(ClientError::Status(Status::new(
+            Code::from_i32(result.code),
+            result.message,
+        ))),
     }
 }
 
@@ -159,7 +164,11 @@ impl<K: ApiObject> Api<K> {
         Api {
             client: client.clone(),
             kind,
-            namespace: if kind.namespaced() { namespace.to_string() } else { String::new() },
+            namespace: if kind.namespaced() {
+                namespace.to_string()
+            } else {
+                String::new()
+            },
             stale_reads: false,
             marker: PhantomData,
         }
@@ -415,7 +424,9 @@ impl<K: ApiObject> Api<K> {
 fn complete<K>(mut results: Vec<Result<K, ClientError>>, wanted: usize) -> Vec<Result<K, ClientError>> {
     results.truncate(wanted);
     results.resize_with(wanted, || {
-        Err(ClientError::Status(Status::internal("the masters gave no result for this object")))
+        Err(ClientError::Status(Status::internal(
+            "the masters gave no result for this object",
+        )))
     });
     results
 }
@@ -468,8 +479,14 @@ mod tests {
         let results: Vec<Result<Pod, ClientError>> = complete(vec![each(stored), each(refused)], 3);
         assert!(results[0].is_ok());
         let Err(e) = &results[1] else { panic!("refused") };
-        assert_eq!((e.code(), e.to_string().as_str()), (Some(Code::NotFound), "pods \"web\" not found"));
-        assert_eq!(results[2].as_ref().err().and_then(ClientError::code), Some(Code::Internal));
+        assert_eq!(
+            (e.code(), e.to_string().as_str()),
+            (Some(Code::NotFound), "pods \"web\" not found")
+        );
+        assert_eq!(
+            results[2].as_ref().err().and_then(ClientError::code),
+            Some(Code::Internal)
+        );
         // A kind other than the one asked for is an error, not a panic.
         let node = UpdateStatusResult {
             object: Some(Node::default().into()),

@@ -175,9 +175,15 @@ mod tests {
         assert_eq!(value(&store, "a", "one").as_deref(), Some("1"));
         assert_eq!(value(&store, "b", "one").as_deref(), Some("2"));
 
-        store.apply(Change::Event(EventType::Modified, Box::new(config_map("a", "one", "3"))), 11);
+        store.apply(
+            Change::Event(EventType::Modified, Box::new(config_map("a", "one", "3"))),
+            11,
+        );
         assert_eq!(value(&store, "a", "one").as_deref(), Some("3"));
-        store.apply(Change::Event(EventType::Deleted, Box::new(config_map("b", "one", "2"))), 12);
+        store.apply(
+            Change::Event(EventType::Deleted, Box::new(config_map("b", "one", "2"))),
+            12,
+        );
         assert_eq!(value(&store, "b", "one"), None);
         assert_eq!(*store.changes().borrow(), 12);
 

@@ -371,7 +371,8 @@ async fn stop_cluster(cluster: TestCluster) {
 /// Deletes a Deployment and waits until its pods and all the run's
 /// containers are gone.
 async fn remove_deployment(cluster: &TestCluster, name: &str) -> Result<()> {
-    let deleted = Api::<Deployment>::namespaced(&cluster.client(), "default")
+    let client = cluster.client();
+    let deleted = Api::<Deployment>::namespaced(&client, "default")
         .delete(name, &DeleteParams::default())
         .await;
     match deleted {

@@ -27,7 +27,10 @@ pub struct SimulateArgs {
 }
 
 pub async fn ready_nodes(client: &Client) -> Result<usize> {
-    let list = Api::<Node>::all(client).stale_reads().list(&ListParams::default()).await?;
+    let list = Api::<Node>::all(client)
+        .stale_reads()
+        .list(&ListParams::default())
+        .await?;
     Ok(list
         .items
         .into_iter()

@@ -2,7 +2,6 @@
 //! available revision, and the removal of old, empty ReplicaSets beyond
 //! `revisionHistoryLimit`.
 
-#[allow(clippy::wildcard_imports)]
 use super::*;
 
 /// With `bosun.io/auto-rollback: "true"`, a rollout past its deadline goes

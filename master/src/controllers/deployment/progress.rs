@@ -1,7 +1,6 @@
 //! The Deployment's status and its Progressing condition: counts, the
 //! progress deadline, and when to look at it again.
 
-#[allow(clippy::wildcard_imports)]
 use super::*;
 
 /// What happened this pass that the Progressing condition reports.

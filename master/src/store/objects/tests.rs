@@ -339,10 +339,15 @@ fn a_binding_stores_its_event_with_it_and_a_refused_one_stores_none() {
     objects.apply(2, &create(pod("a", "600m")));
     objects.apply(3, &create(pod("b", "600m")));
     let applied = objects.apply(4, &bind_with_event("a", "n1"));
-    assert_eq!(api::Pod::try_from(object(&applied)).unwrap().spec.unwrap().node_name, "n1");
+    assert_eq!(
+        api::Pod::try_from(object(&applied)).unwrap().spec.unwrap().node_name,
+        "n1"
+    );
     let kinds: Vec<_> = applied.changes.iter().map(|c| c.object.kind()).collect();
     assert_eq!(kinds, [Some(Kind::Pod), Some(Kind::Event)], "one write, both changes");
-    let event = objects.get(Kind::Event, "default", "scheduled-a").expect("the event is stored");
+    let event = objects
+        .get(Kind::Event, "default", "scheduled-a")
+        .expect("the event is stored");
     assert_eq!(event.metadata().unwrap().resource_version, 4);
     // No room for b: the binding is refused and no event is recorded.
     let refused = objects.apply(5, &bind_with_event("b", "n1"));
