@@ -239,6 +239,89 @@ async fn api_errors_carry_the_right_code_and_a_clear_message() -> Result<()> {
     Ok(())
 }
 
+/// CPU seconds the process `pid` has used (utime + stime, in ticks of
+/// 1/100 s as Linux reports them).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(") ")
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i).and_then(|f| f.parse::<u64>().ok()))
+        .sum();
+    ticks as f64 / 100.0
+}
+
+/// A client that read a revision on one master may watch from it on
+/// another that has not applied it yet: the watch waits for it (idle, not
+/// asking its history in a loop) and then delivers exactly what follows.
+#[tokio::test]
+async fn a_watch_from_a_revision_the_master_has_not_reached_waits_for_it() -> Result<()> {
+    let cluster = MasterCluster::start(1, &[]).await?;
+    let mut api = cluster.objects(0).await?;
+    let now = api
+        .create(CreateRequest {
+            object: Some(config_map("default", "now", "")),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .resource_version();
+    let ahead = now + 3;
+    let mut watch = api
+        .watch(WatchRequest {
+            kind: "ConfigMap".into(),
+            since_revision: ahead,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    // While the watch waits, the master stays idle (a spinning watch used
+    // a whole core).
+    let pid = cluster.masters[0].pid().expect("the master runs");
+    let before = cpu_seconds(pid);
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let used = cpu_seconds(pid) - before;
+    assert!(
+        used < 0.5,
+        "the master used {used:.2} CPU-seconds in 1 s with only a waiting watch"
+    );
+    let mut revisions = Vec::new();
+    for i in 0..5 {
+        let stored = api
+            .create(CreateRequest {
+                object: Some(config_map("default", &format!("later-{i}"), "")),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        revisions.push((stored.resource_version(), stored.name().to_string()));
+    }
+    let expected: Vec<String> = revisions
+        .iter()
+        .filter(|(revision, _)| *revision > ahead)
+        .map(|(_, name)| name.clone())
+        .collect();
+    assert!(!expected.is_empty(), "{revisions:?}");
+    let mut seen = Vec::new();
+    while seen.len() < expected.len() {
+        let event = tokio::time::timeout(std::time::Duration::from_secs(10), watch.next())
+            .await?
+            .unwrap()?;
+        assert!(
+            event.revision > ahead,
+            "an event from before the revision asked for: {event:?}"
+        );
+        seen.push(event.object.unwrap().name().to_string());
+    }
+    assert_eq!(seen, expected);
+    Ok(())
+}
+
 #[tokio::test]
 async fn update_statuses_answers_each_object_on_its_own() -> Result<()> {
     let cluster = MasterCluster::start(1, &[]).await?;

@@ -315,6 +315,17 @@ async fn stream_events(
 ) {
     let filter = Arc::new(filter);
     loop {
+        if store.history().revision() < since {
+            // A revision this master has not applied yet (the client read
+            // it from a master further ahead): wait until it has, instead
+            // of asking the history again and again.
+            let mut revisions = store.subscribe();
+            tokio::select! {
+                reached = revisions.wait_for(|r| *r >= since) => if reached.is_err() { return },
+                () = tx.closed() => return,
+                () = shutdown.cancelled() => return,
+            }
+        }
         let batch = store.history().since(since, WATCH_BATCH);
         let (events, seen) = match batch {
             Ok(batch) => batch,
