@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bosun_proto::api::{Container, Pod};
-use bosun_proto::client::{Api, Client, DeleteParams, Store, Typed};
+use bosun_proto::client::{Api, Client, ClientError, DeleteParams, Store, Typed};
 use bosun_proto::quantity::Quantity;
+use bosun_proto::Kind;
 use futures::future::join_all;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
@@ -186,7 +187,7 @@ impl<R: ContainerRuntime> Worker<R> {
                         .runtime
                         .stop_container(&id, grace)
                         .await
-                        .map_err(|e| e.to_string())
+                        .map_err(ActionError::from)
                 }
                 Action::StopSandbox { id } => {
                     tracing::info!(pod = %self.uid, "the pod has finished: stopping its sandbox");
@@ -194,7 +195,7 @@ impl<R: ContainerRuntime> Worker<R> {
                         .runtime
                         .stop_container(&id, Duration::ZERO)
                         .await
-                        .map_err(|e| e.to_string())
+                        .map_err(ActionError::from)
                 }
                 Action::DeletePod => match pod {
                     Some(pod) => self.delete_pod(pod).await,
@@ -209,13 +210,9 @@ impl<R: ContainerRuntime> Worker<R> {
         next
     }
 
-    async fn remove(&self, ids: &[String]) -> Result<(), String> {
+    async fn remove(&self, ids: &[String]) -> Result<(), ActionError> {
         for id in ids {
-            self.shared
-                .runtime
-                .remove_container(id)
-                .await
-                .map_err(|e| e.to_string())?;
+            self.shared.runtime.remove_container(id).await?;
         }
         Ok(())
     }
@@ -350,7 +347,7 @@ impl<R: ContainerRuntime> Worker<R> {
             .ok_or(StartError::NoSandbox)?;
         let events = self.shared.events.for_pod(pod);
         self.ensure_image(container, &events).await?;
-        let sources = self.env_sources(pod, container).await.map_err(StartError::Config)?;
+        let sources = self.env_sources(pod, container).await?;
         let pod_ip = sandbox.ip.clone().unwrap_or_default();
         let env =
             env::build(pod, container, &sources, &pod_ip, &self.shared.plan.host_ip).map_err(StartError::Config)?;
@@ -441,7 +438,7 @@ impl<R: ContainerRuntime> Worker<R> {
     }
 
     /// Fetches the ConfigMaps and Secrets the container's environment uses.
-    async fn env_sources(&self, pod: &Pod, container: &Container) -> Result<env::Sources, String> {
+    async fn env_sources(&self, pod: &Pod, container: &Container) -> Result<env::Sources, StartError> {
         let namespace = pod.metadata.as_ref().map(|m| m.namespace.clone()).unwrap_or_default();
         let (config_maps, secrets) = env::referenced(container);
         let mut sources = env::Sources::default();
@@ -461,7 +458,7 @@ impl<R: ContainerRuntime> Worker<R> {
 
     /// Stops the pod's containers with `grace` (all at once), then the
     /// sandbox, then removes them all.
-    async fn stop_all(&self, actual: &[ContainerInfo], grace: Duration) -> Result<(), String> {
+    async fn stop_all(&self, actual: &[ContainerInfo], grace: Duration) -> Result<(), ActionError> {
         let runtime = &self.shared.runtime;
         let (sandboxes, apps): (Vec<&ContainerInfo>, Vec<&ContainerInfo>) =
             actual.iter().partition(|c| c.container_name() == labels::SANDBOX);
@@ -470,20 +467,17 @@ impl<R: ContainerRuntime> Worker<R> {
             .filter(|c| c.is_running())
             .map(|c| runtime.stop_container(&c.id, grace));
         for result in join_all(stops).await {
-            result.map_err(|e| e.to_string())?;
+            result?;
         }
         for sandbox in sandboxes.iter().filter(|c| c.is_running()) {
-            runtime
-                .stop_container(&sandbox.id, Duration::ZERO)
-                .await
-                .map_err(|e| e.to_string())?;
+            runtime.stop_container(&sandbox.id, Duration::ZERO).await?;
         }
         let ids: Vec<String> = actual.iter().map(|c| c.id.clone()).collect();
         self.remove(&ids).await
     }
 
     /// Deletes the pod object once its containers are gone.
-    async fn delete_pod(&self, pod: &Pod) -> Result<(), String> {
+    async fn delete_pod(&self, pod: &Pod) -> Result<(), ActionError> {
         let meta = pod.metadata.clone().unwrap_or_default();
         let params = DeleteParams {
             resource_version: Some(meta.resource_version),
@@ -497,7 +491,7 @@ impl<R: ContainerRuntime> Worker<R> {
             // Aborted: the object changed; the watch brings the new one.
             Ok(_) => Ok(()),
             Err(e) if matches!(e.code(), Some(tonic::Code::NotFound | tonic::Code::Aborted)) => Ok(()),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(ActionError::Masters(e)),
         }
     }
 }
@@ -510,7 +504,7 @@ async fn cached<K: Typed + Clone>(
     client: &Client,
     namespace: &str,
     name: &str,
-) -> Result<Option<K>, String> {
+) -> Result<Option<K>, StartError> {
     if let Some(found) = store.get(namespace, name) {
         return Ok(Some((*found).clone()));
     }
@@ -518,7 +512,11 @@ async fn cached<K: Typed + Clone>(
         .stale_reads()
         .get_opt(name)
         .await
-        .map_err(|e| format!("cannot read {} {name:?}: {e}", K::KIND.plural()))
+        .map_err(|source| StartError::Read {
+            kind: K::KIND,
+            name: name.to_string(),
+            source,
+        })
 }
 
 /// Why a container did not start; its [`StartError::reason`] is the
@@ -534,6 +532,13 @@ pub enum StartError {
     /// The environment could not be built (a missing ConfigMap key...).
     #[error("{0}")]
     Config(String),
+    /// A ConfigMap or Secret the environment uses could not be read.
+    #[error("cannot read {} {name:?}: {source}", kind.plural())]
+    Read {
+        kind: Kind,
+        name: String,
+        source: ClientError,
+    },
     #[error("cannot check for image {image:?}: {source}")]
     ImageCheck { image: String, source: RuntimeError },
     #[error("container image {0:?} is not present with pull policy of Never")]
@@ -551,12 +556,21 @@ impl StartError {
     pub fn reason(&self) -> &'static str {
         match self {
             StartError::NoSuchContainer(_) | StartError::NoSandbox | StartError::Create(_) => "CreateContainerError",
-            StartError::Volumes(_) | StartError::Config(_) => "CreateContainerConfigError",
+            StartError::Volumes(_) | StartError::Config(_) | StartError::Read { .. } => "CreateContainerConfigError",
             StartError::ImageCheck { .. } | StartError::Pull { .. } => "ErrImagePull",
             StartError::NeverPull(_) => "ErrImageNeverPull",
             StartError::Run(_) => "RunContainerError",
         }
     }
+}
+
+/// Why an action on the pod's containers or its object failed (retried).
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error("cannot delete the pod object: {0}")]
+    Masters(ClientError),
 }
 
 #[cfg(test)]

@@ -173,8 +173,10 @@ pub async fn run(replica: Arc<Replica>, controllers: Vec<Box<dyn Controller>>, t
     let mut keys = Vec::new();
     loop {
         let caught_up = follower.catch_up(|events| {
-            let state = replica.store.read();
             for event in events {
+                // Held per change, not per batch: the state machine's
+                // writes wait for readers.
+                let state = replica.store.read();
                 for (index, controller) in runtime.controllers.iter_mut().enumerate() {
                     controller.changed(event, &state.objects, &mut keys);
                     for key in keys.drain(..) {

@@ -7,9 +7,11 @@
 
 use std::marker::PhantomData;
 
+use tonic::transport::Channel;
 use tonic::{Code, Status, Streaming};
 
 use super::{objects, Client, ClientError};
+use crate::api::objects_client::ObjectsClient;
 use crate::api::{
     CreateManyRequest, CreateRequest, DeleteRequest, DeleteResponse, GetRequest, ListRequest, Object, ObjectMeta,
     UpdateRequest, UpdateStatusResult, UpdateStatusesRequest, WatchEvent, WatchRequest,
@@ -195,6 +197,22 @@ impl<K: ApiObject> Api<K> {
         &self.client
     }
 
+    /// One call of the Objects service with `request`, through the
+    /// client's failover; the reply's message.
+    async fn call<Req, T, F, Fut>(&self, request: Req, rpc: F) -> Result<T, ClientError>
+    where
+        Req: Clone,
+        F: Fn(ObjectsClient<Channel>, Req) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        self.client
+            .call(|channel| {
+                let reply = rpc(objects(channel), request.clone());
+                async move { reply.await.map(tonic::Response::into_inner) }
+            })
+            .await
+    }
+
     fn typed(object: Object) -> Result<K, ClientError> {
         K::from_object(object).map_err(wrong_kind)
     }
@@ -220,11 +238,10 @@ impl<K: ApiObject> Api<K> {
             allow_stale: self.stale_reads,
         };
         let object = self
-            .client
-            .call(|channel| {
-                let request = request.clone();
-                async move { objects(channel).get(request).await.map(tonic::Response::into_inner) }
-            })
+            .call(
+                request,
+                |mut objects, request| async move { objects.get(request).await },
+            )
             .await?;
         Self::typed(object)
     }
@@ -252,11 +269,10 @@ impl<K: ApiObject> Api<K> {
             allow_stale: self.stale_reads,
         };
         let list = self
-            .client
-            .call(|channel| {
-                let request = request.clone();
-                async move { objects(channel).list(request).await.map(tonic::Response::into_inner) }
-            })
+            .call(
+                request,
+                |mut objects, request| async move { objects.list(request).await },
+            )
             .await?;
         Ok(List {
             items: list.items.into_iter().map(Self::typed).collect::<Result<_, _>>()?,
@@ -277,12 +293,11 @@ impl<K: ApiObject> Api<K> {
             field_selector: params.field_selector.clone(),
             since_revision: params.since_revision,
         };
-        self.client
-            .call(|channel| {
-                let request = request.clone();
-                async move { objects(channel).watch(request).await.map(tonic::Response::into_inner) }
-            })
-            .await
+        self.call(
+            request,
+            |mut objects, request| async move { objects.watch(request).await },
+        )
+        .await
     }
 
     /// # Errors
@@ -293,11 +308,10 @@ impl<K: ApiObject> Api<K> {
             dry_run: params.dry_run,
         };
         let object = self
-            .client
-            .call(|channel| {
-                let request = request.clone();
-                async move { objects(channel).create(request).await.map(tonic::Response::into_inner) }
-            })
+            .call(
+                request,
+                |mut objects, request| async move { objects.create(request).await },
+            )
             .await?;
         Self::typed(object)
     }
@@ -313,11 +327,10 @@ impl<K: ApiObject> Api<K> {
             dry_run: params.dry_run,
         };
         let object = self
-            .client
-            .call(|channel| {
-                let request = request.clone();
-                async move { objects(channel).update(request).await.map(tonic::Response::into_inner) }
-            })
+            .call(
+                request,
+                |mut objects, request| async move { objects.update(request).await },
+            )
             .await?;
         Self::typed(object)
     }
@@ -332,15 +345,8 @@ impl<K: ApiObject> Api<K> {
             dry_run: false,
         };
         let object = self
-            .client
-            .call(|channel| {
-                let request = request.clone();
-                async move {
-                    objects(channel)
-                        .update_status(request)
-                        .await
-                        .map(tonic::Response::into_inner)
-                }
+            .call(request, |mut objects, request| async move {
+                objects.update_status(request).await
             })
             .await?;
         Self::typed(object)
@@ -357,15 +363,8 @@ impl<K: ApiObject> Api<K> {
         };
         let wanted = request.objects.len();
         let response = self
-            .client
-            .call(|channel| {
-                let request = request.clone();
-                async move {
-                    super::objects(channel)
-                        .update_statuses(request)
-                        .await
-                        .map(tonic::Response::into_inner)
-                }
+            .call(request, |mut objects, request| async move {
+                objects.update_statuses(request).await
             })
             .await?;
         Ok(complete(response.results.into_iter().map(each).collect(), wanted))
@@ -382,15 +381,8 @@ impl<K: ApiObject> Api<K> {
         };
         let wanted = request.objects.len();
         let response = self
-            .client
-            .call(|channel| {
-                let request = request.clone();
-                async move {
-                    super::objects(channel)
-                        .create_many(request)
-                        .await
-                        .map(tonic::Response::into_inner)
-                }
+            .call(request, |mut objects, request| async move {
+                objects.create_many(request).await
             })
             .await?;
         Ok(complete(response.results.into_iter().map(each).collect(), wanted))
@@ -410,12 +402,11 @@ impl<K: ApiObject> Api<K> {
             grace_period_seconds: params.grace_period_seconds,
             propagation_policy: params.propagation_policy.clone(),
         };
-        self.client
-            .call(|channel| {
-                let request = request.clone();
-                async move { objects(channel).delete(request).await.map(tonic::Response::into_inner) }
-            })
-            .await
+        self.call(
+            request,
+            |mut objects, request| async move { objects.delete(request).await },
+        )
+        .await
     }
 }
 

@@ -630,3 +630,52 @@ fn the_control_index_follows_every_change_of_controller() {
     let copy = objects.clone();
     assert_eq!(names(copy.controlled_by("uid-web", Kind::Pod)), ["b"]);
 }
+
+#[test]
+fn every_change_carries_the_object_as_it_was_before_the_command() {
+    let mut objects = Objects::default();
+    let created = objects.apply(1, &create(config_map("default", "settings", "v1")));
+    assert!(created.changes[0].previous.is_none(), "a new object has no past");
+    let mut next = object(&created);
+    if let Some(bosun_proto::api::object::Resource::ConfigMap(cm)) = next.resource.as_mut() {
+        cm.data.insert("k".into(), "v2".into());
+    }
+    let updated = objects.apply(2, &update(next));
+    let previous = updated.changes[0]
+        .previous
+        .as_deref()
+        .expect("an update knows the past");
+    let value = |o: &Object| api::ConfigMap::try_from(o.clone()).unwrap().data["k"].clone();
+    assert_eq!(value(previous), "v1");
+    assert_eq!(value(&updated.changes[0].object), "v2");
+    let deleted = objects.apply(3, &delete(Kind::ConfigMap, "default", "settings", None));
+    assert_eq!(value(deleted.changes[0].previous.as_deref().unwrap()), "v2");
+    // Objects touched by a batch each carry their own past.
+    objects.apply(4, &create(config_map("default", "a", "a1")));
+    objects.apply(5, &create(config_map("default", "b", "b1")));
+    let batch = Command {
+        time: None,
+        op: Some(Op::Batch(bosun_proto::internal::Batch {
+            commands: vec![
+                update(config_map_at(&objects, "a", "a2")),
+                update(config_map_at(&objects, "b", "b2")),
+            ],
+        })),
+    };
+    let applied = objects.apply(6, &batch);
+    let pasts: Vec<String> = applied
+        .changes
+        .iter()
+        .map(|c| value(c.previous.as_deref().unwrap()))
+        .collect();
+    assert_eq!(pasts, ["a1", "b1"]);
+}
+
+/// The stored ConfigMap `name` with its value set to `value`.
+fn config_map_at(objects: &Objects, name: &str, value: &str) -> Object {
+    let mut next = (**objects.get(Kind::ConfigMap, "default", name).unwrap()).clone();
+    if let Some(bosun_proto::api::object::Resource::ConfigMap(cm)) = next.resource.as_mut() {
+        cm.data.insert("k".into(), value.into());
+    }
+    next
+}
