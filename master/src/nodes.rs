@@ -162,9 +162,13 @@ pub async fn monitor(replica: Arc<Replica>, liveness: Arc<Liveness>, timeouts: T
                     op: Some(command::Op::UpdateStatus(UpdateOp { object: Some(update) })),
                 };
                 // A conflict (the agent re-registered meanwhile) is retried
-                // on the next round.
-                if let Err(e) = replica.propose(command).await {
-                    tracing::warn!(node = object.name(), error = %e, "cannot record node readiness");
+                // on the next round. One write at a time, each given up
+                // when leadership ends, so stepping down never waits for
+                // a thousand of them.
+                match token.run_until_cancelled(replica.propose(command)).await {
+                    None => return,
+                    Some(Err(e)) => tracing::warn!(node = object.name(), error = %e, "cannot record node readiness"),
+                    Some(Ok(_)) => {}
                 }
             }
         }
@@ -178,7 +182,10 @@ pub async fn monitor(replica: Arc<Replica>, liveness: Arc<Liveness>, timeouts: T
         let evictions = crate::eviction::plan(&replica.store.read().objects, &silent, sweep);
         if !evictions.is_empty() {
             tracing::warn!(commands = evictions.len(), nodes = ?silent, "evicting the pods of lost nodes");
-            let results = futures::future::join_all(evictions.into_iter().map(|c| replica.propose(c))).await;
+            let proposals = futures::future::join_all(evictions.into_iter().map(|c| replica.propose(c)));
+            let Some(results) = token.run_until_cancelled(proposals).await else {
+                return;
+            };
             for error in results.into_iter().filter_map(Result::err) {
                 tracing::warn!(error = %error, "cannot evict a pod; retrying");
             }

@@ -110,7 +110,15 @@ pub async fn run(replica: Arc<Replica>, strategy: Strategy, token: CancellationT
         for (pod, message) in unschedulable {
             queue.park(&pod.uid, now);
             if recorded.get(&pod.uid) != Some(&message) {
-                record_unschedulable(&replica, &pod, &message).await;
+                // Given up when leadership ends: stepping down waits for
+                // the duties to end, not for every pod's record.
+                if token
+                    .run_until_cancelled(record_unschedulable(&replica, &pod, &message))
+                    .await
+                    .is_none()
+                {
+                    return;
+                }
                 recorded.insert(pod.uid.clone(), message);
             }
         }
