@@ -23,8 +23,6 @@ use crate::worker::{self, WorkerHandle};
 const EVENTS: usize = 1024;
 /// How often to look for containers of unknown pods.
 const SWEEP: Duration = Duration::from_secs(30);
-/// Pause before retrying the masters.
-const RETRY: Duration = Duration::from_millis(500);
 
 struct Manager<R: ContainerRuntime> {
     shared: Arc<Context<R>>,
@@ -49,26 +47,22 @@ pub async fn run<R: ContainerRuntime>(shared: Arc<Context<R>>, token: Cancellati
         listed: false,
     };
     let pods = Api::<Object>::dynamic(&manager.shared.client, Kind::Pod, "");
-    let mut watcher = Watcher::new(pods, "", &format!("spec.nodeName={}", manager.shared.node));
+    let mut changes = Watcher::new(pods, "", &format!("spec.nodeName={}", manager.shared.node)).spawn(token.clone());
     let mut sweep = tokio::time::interval(SWEEP);
     loop {
         tokio::select! {
-            change = watcher.next() => match change {
-                Ok(Change::Relisted(pods)) => {
+            change = changes.recv() => match change {
+                Some(Ok(Change::Relisted(pods))) => {
                     manager.replace_all(pods);
                     if !manager.listed {
                         manager.listed = true;
                         manager.sweep().await;
                     }
                 }
-                Ok(Change::Event(kind, pod)) => manager.apply(kind, *pod),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot watch this node's pods; retrying");
-                    tokio::select! {
-                        () = tokio::time::sleep(RETRY) => {}
-                        () = token.cancelled() => return,
-                    }
-                }
+                Some(Ok(Change::Event(kind, pod))) => manager.apply(kind, *pod),
+                // The watcher pauses and tries again by itself.
+                Some(Err(e)) => tracing::warn!(error = %e, "cannot watch this node's pods; retrying"),
+                None => return,
             },
             Some(uid) = finished.recv() => {
                 manager.workers.remove(&uid);

@@ -121,6 +121,7 @@ pub fn reflect<K: ApiObject>(mut watcher: Watcher<K>, token: CancellationToken) 
     let filled = store.clone();
     tokio::spawn(async move {
         loop {
+            // The watcher is only dropped with the task (cancel-safe).
             let change = tokio::select! {
                 change = watcher.next() => change,
                 () = token.cancelled() => return,

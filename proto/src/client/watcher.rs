@@ -5,10 +5,12 @@
 //! missed or seen twice; when that revision is no longer kept (OUT_OF_RANGE)
 //! the objects are listed again and handed over whole. ctl's `get --watch`,
 //! `wait` and `rollout status`, the agent's pods and its caches
-//! ([`crate::client::Reflector`]) all follow objects through it.
+//! ([`crate::client::Store`]) all follow objects through it.
 
 use std::time::Duration;
 
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tonic::{Code, Streaming};
 
 use super::{Api, ApiObject, ClientError, ListParams, WatchParams};
@@ -85,7 +87,9 @@ impl<K: ApiObject> Watcher<K> {
 
     /// The next change; waits as long as it takes, through outages: an
     /// unreachable cluster or a broken watch is retried every
-    /// [`REWATCH_PAUSE`]. Cancel-safe: dropping the future loses nothing.
+    /// [`REWATCH_PAUSE`]. Dropping the future loses no change but
+    /// restarts a list or a pause in progress: beside other work in a
+    /// `select!`, read [`Watcher::spawn`]'s channel instead.
     ///
     /// # Errors
     /// A refused list or watch (a bad selector, say).
@@ -136,6 +140,41 @@ impl<K: ApiObject> Watcher<K> {
         }
     }
 }
+
+impl<K: ApiObject> Watcher<K> {
+    /// Follows in a task of its own, until `token` is cancelled or the
+    /// receiver is dropped: the changes, and the refusals (each followed
+    /// by a pause and a new try). Reading the channel is cancel-safe in a
+    /// `select!` with other work, where calling [`Watcher::next`] again
+    /// and again would restart a list or a pause each time another branch
+    /// won.
+    pub fn spawn(mut self, token: CancellationToken) -> mpsc::Receiver<Result<Change<K>, ClientError>> {
+        let (sender, receiver) = mpsc::channel(CHANNEL);
+        tokio::spawn(async move {
+            loop {
+                let next = tokio::select! {
+                    next = self.next() => next,
+                    () = token.cancelled() => return,
+                    () = sender.closed() => return,
+                };
+                let refused = next.is_err();
+                if sender.send(next).await.is_err() {
+                    return;
+                }
+                if refused {
+                    tokio::select! {
+                        () = tokio::time::sleep(REWATCH_PAUSE) => {}
+                        () = token.cancelled() => return,
+                    }
+                }
+            }
+        });
+        receiver
+    }
+}
+
+/// Changes a spawned watcher may have waiting for its reader.
+const CHANNEL: usize = 256;
 
 /// A failure that a later try (on another master) may not have.
 fn transient(error: &ClientError) -> bool {
