@@ -443,3 +443,20 @@ pub async fn ctl(servers: &[String], args: &[&str], stdin: &str) -> CtlOutput {
         error: result.err().map(|e| e.to_string()),
     }
 }
+
+/// A process's CPU time so far (user + system), from /proc.
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(") ")
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    // utime and stime are fields 14 and 15 of stat; 12 and 13 after the name.
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i)?.parse::<u64>().ok())
+        .sum();
+    Duration::from_secs_f64(ticks as f64 / 100.0)
+}

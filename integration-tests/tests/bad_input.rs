@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use anyhow::Result;
-use bosun_integration_tests::{config_map, ctl, MasterCluster};
+use bosun_integration_tests::{config_map, cpu_time, ctl, MasterCluster};
 use bosun_proto::api::{self, CreateRequest, GetRequest, Object, ObjectMeta, UpdateRequest, WatchRequest};
 use futures::StreamExt;
 use tonic::Code;
@@ -239,21 +239,11 @@ async fn api_errors_carry_the_right_code_and_a_clear_message() -> Result<()> {
     Ok(())
 }
 
-/// CPU seconds the process `pid` has used (utime + stime, in ticks of
-/// 1/100 s as Linux reports them).
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(") ")
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .collect();
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|i| fields.get(*i).and_then(|f| f.parse::<u64>().ok()))
-        .sum();
-    ticks as f64 / 100.0
+fn create_request(object: Object) -> CreateRequest {
+    CreateRequest {
+        object: Some(object),
+        ..Default::default()
+    }
 }
 
 /// A client that read a revision on one master may watch from it on
@@ -264,10 +254,7 @@ async fn a_watch_from_a_revision_the_master_has_not_reached_waits_for_it() -> Re
     let cluster = MasterCluster::start(1, &[]).await?;
     let mut api = cluster.objects(0).await?;
     let now = api
-        .create(CreateRequest {
-            object: Some(config_map("default", "now", "")),
-            ..Default::default()
-        })
+        .create(create_request(config_map("default", "now", "")))
         .await?
         .into_inner()
         .resource_version();
@@ -283,9 +270,9 @@ async fn a_watch_from_a_revision_the_master_has_not_reached_waits_for_it() -> Re
     // While the watch waits, the master stays idle (a spinning watch used
     // a whole core).
     let pid = cluster.masters[0].pid().expect("the master runs");
-    let before = cpu_seconds(pid);
+    let before = cpu_time(pid);
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    let used = cpu_seconds(pid) - before;
+    let used = (cpu_time(pid) - before).as_secs_f64();
     assert!(
         used < 0.5,
         "the master used {used:.2} CPU-seconds in 1 s with only a waiting watch"
@@ -293,10 +280,7 @@ async fn a_watch_from_a_revision_the_master_has_not_reached_waits_for_it() -> Re
     let mut revisions = Vec::new();
     for i in 0..5 {
         let stored = api
-            .create(CreateRequest {
-                object: Some(config_map("default", &format!("later-{i}"), "")),
-                ..Default::default()
-            })
+            .create(create_request(config_map("default", &format!("later-{i}"), "")))
             .await?
             .into_inner();
         revisions.push((stored.resource_version(), stored.name().to_string()));
@@ -405,11 +389,7 @@ async fn update_statuses_answers_each_object_on_its_own() -> Result<()> {
 async fn create_many_answers_each_object_on_its_own() -> Result<()> {
     let cluster = MasterCluster::start(1, &[]).await?;
     let mut api = cluster.objects(0).await?;
-    api.create(CreateRequest {
-        object: Some(config_map("default", "taken", "v")),
-        ..Default::default()
-    })
-    .await?;
+    api.create(create_request(config_map("default", "taken", "v"))).await?;
     let results = api
         .create_many(api::CreateManyRequest {
             objects: vec![

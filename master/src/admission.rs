@@ -54,6 +54,14 @@ pub(crate) fn prepare(object: Option<Object>) -> Result<Object, AdmissionError> 
     Ok(object)
 }
 
+/// A new object as a create stores it: defaulted, validated, and stamped
+/// with what the master owns ([`stamp_new`]).
+pub(crate) fn admit_new(object: Option<Object>) -> Result<Object, AdmissionError> {
+    let mut object = prepare(object)?;
+    stamp_new(&mut object);
+    Ok(object)
+}
+
 /// Checks an object sent to `UpdateStatus`: only its identity matters, the
 /// rest but the status is taken from the stored object.
 pub(crate) fn prepare_status(object: Option<Object>) -> Result<Object, AdmissionError> {

@@ -13,7 +13,7 @@ use bosun_proto::Kind;
 use futures::future::join_all;
 use tokio_util::sync::CancellationToken;
 
-use crate::admission::{now_seconds, prepare, stamp_new};
+use crate::admission::{admit_new, now_seconds};
 use crate::replica::Replica;
 use crate::store::Objects;
 
@@ -34,9 +34,7 @@ pub fn create_command(event: Object) -> Option<Command> {
 /// `event` validated and stamped as a create would store it (name, uid,
 /// creation time), or `None` if it does not validate.
 pub fn stamped(event: Object) -> Option<Object> {
-    let mut event = prepare(Some(event)).ok()?;
-    stamp_new(&mut event);
-    Some(event)
+    admit_new(Some(event)).ok()
 }
 
 /// The events of `objects` last seen before `now - ttl`, as

@@ -16,7 +16,7 @@ use openraft::ServerState;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::admission::{prepare, stamp_new};
+use crate::admission::admit_new;
 use crate::nodes::Liveness;
 use crate::replica::Replica;
 use crate::store::BUILT_IN_NAMESPACES;
@@ -154,8 +154,7 @@ async fn create_namespace(replica: &Replica, name: &str) -> Result<(), String> {
         ..Default::default()
     }
     .into();
-    let mut object = prepare(Some(object)).map_err(|e| e.to_string())?;
-    stamp_new(&mut object);
+    let object = admit_new(Some(object)).map_err(|e| e.to_string())?;
     let command = Command {
         time: Some(crate::admission::now_seconds()),
         op: Some(command::Op::Create(CreateOp { object: Some(object) })),

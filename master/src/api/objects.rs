@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, Response, Status};
 
 use super::{command_outcome, replica_status};
-use crate::admission::{now_seconds, prepare, prepare_status, stamp_new};
+use crate::admission::{admit_new, now_seconds, prepare, prepare_status};
 use crate::replica::Replica;
 use crate::store::{describe, watch_event, Delivery, Expired, Filter, Propagation, Store};
 
@@ -148,9 +148,9 @@ fn expired_status(expired: Expired) -> Status {
 impl Objects for ObjectsService {
     async fn create(&self, request: Request<CreateRequest>) -> Result<Response<Object>, Status> {
         let CreateRequest { object, dry_run } = request.into_inner();
-        let mut object = prepare(object)?;
-        stamp_new(&mut object);
-        let op = command::Op::Create(CreateOp { object: Some(object) });
+        let op = command::Op::Create(CreateOp {
+            object: Some(admit_new(object)?),
+        });
         self.propose_or_dry_run(op, dry_run).await.map(Response::new)
     }
 
@@ -219,8 +219,7 @@ impl Objects for ObjectsService {
         let objects = request.into_inner().objects;
         check_per_call(objects.len(), "CreateMany")?;
         let creates = objects.into_iter().map(|object| async move {
-            let mut object = prepare(Some(object))?;
-            stamp_new(&mut object);
+            let object = admit_new(Some(object))?;
             self.propose(command::Op::Create(CreateOp { object: Some(object) }))
                 .await
                 .map(|(object, _)| object)

@@ -18,7 +18,7 @@ use bosun_proto::Kind;
 use futures::future::join_all;
 use tokio_util::sync::CancellationToken;
 
-use crate::admission::{now_seconds, prepare, stamp_new};
+use crate::admission::{admit_new, now_seconds};
 use crate::replica::Replica;
 use crate::store::{HistoryEvent, Objects};
 
@@ -186,14 +186,13 @@ async fn execute(replica: &Replica, actions: &[Action]) -> bool {
 fn command_for(action: &Action) -> Option<Command> {
     let op = match action {
         Action::Create(object) => {
-            let mut object = match prepare(Some(object.clone())) {
+            let object = match admit_new(Some(object.clone())) {
                 Ok(object) => object,
                 Err(error) => {
                     tracing::warn!(%error, "controller cannot create an object");
                     return None;
                 }
             };
-            stamp_new(&mut object);
             command::Op::Create(CreateOp { object: Some(object) })
         }
         Action::Update(object) => command::Op::Update(UpdateOp {
