@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bosun_proto::api::{Container, ObjectMeta, Pod, PodSpec};
-use bosun_proto::client::Client;
+use bosun_proto::api::{ConfigMap, ConfigMapKeySelector, Container, EnvVar, EnvVarSource, ObjectMeta, Pod, PodSpec};
+use bosun_proto::client::{Change, Client};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -23,6 +23,10 @@ const IMAGE: &str = "local/busybox:1";
 const BACKOFF: Duration = Duration::from_millis(300);
 
 fn context(runtime: Arc<FakeRuntime>, token: &CancellationToken) -> Arc<Context<FakeRuntime>> {
+    context_with(runtime, Caches::empty(), token)
+}
+
+fn context_with(runtime: Arc<FakeRuntime>, caches: Caches, token: &CancellationToken) -> Arc<Context<FakeRuntime>> {
     Context::new(
         Parts {
             node: "node-a".into(),
@@ -31,7 +35,7 @@ fn context(runtime: Arc<FakeRuntime>, token: &CancellationToken) -> Arc<Context<
             runtime,
             // Nothing listens there: statuses and events go nowhere.
             client: Client::new(["127.0.0.1:1"]),
-            caches: Caches::empty(),
+            caches,
             backoff: Backoff {
                 initial: BACKOFF,
                 max: BACKOFF * 4,
@@ -249,5 +253,51 @@ async fn a_deleted_pod_is_stopped_and_its_containers_removed() {
         stops >= 2,
         "the app and the sandbox are stopped before removal: {calls:#?}"
     );
+    token.cancel();
+}
+
+#[tokio::test]
+async fn a_containers_environment_is_read_from_the_agents_cache() {
+    let runtime = Arc::new(FakeRuntime::default());
+    runtime.add_image(IMAGE);
+    let caches = Caches::empty();
+    let settings = ConfigMap {
+        metadata: Some(ObjectMeta {
+            name: "settings".into(),
+            namespace: "default".into(),
+            ..Default::default()
+        }),
+        data: [("color".to_string(), "blue".to_string())].into(),
+        ..Default::default()
+    };
+    caches.config_maps.apply(Change::Relisted(vec![settings]), 1);
+    let mut with_env = (*pod("u5", "Always")).clone();
+    with_env.spec.as_mut().unwrap().containers[0].env = vec![EnvVar {
+        name: "COLOR".into(),
+        value_from: Some(Box::new(EnvVarSource {
+            config_map_key_ref: Some(ConfigMapKeySelector {
+                name: "settings".into(),
+                key: "color".into(),
+                optional: None,
+            }),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }];
+    let token = CancellationToken::new();
+    let (done, _finished) = mpsc::unbounded_channel();
+    let _worker = spawn(
+        context_with(runtime.clone(), caches, &token),
+        "u5".into(),
+        Desired::Present(Arc::new(with_env)),
+        done,
+        token.clone(),
+    );
+    // The masters are unreachable: a read from them would fail the start
+    // (CreateContainerConfigError), so a running app came from the cache.
+    until(&runtime, "the app to run with its ConfigMap", |c| {
+        running_app(c, "0").is_some()
+    })
+    .await;
     token.cancel();
 }
