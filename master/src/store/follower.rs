@@ -35,7 +35,7 @@ pub enum Wake {
 
 impl Follower {
     /// A follower that has seen everything up to `position`.
-    pub fn new(store: Arc<Store>, position: u64) -> Follower {
+    fn new(store: Arc<Store>, position: u64) -> Follower {
         let revisions = store.subscribe();
         Follower {
             store,
@@ -60,11 +60,6 @@ impl Follower {
         let state = self.store.read();
         self.position = state.revision();
         load(&state)
-    }
-
-    /// The revision everything up to which has been handed over.
-    pub fn position(&self) -> u64 {
-        self.position
     }
 
     /// Hands every change after the position to `each`, a batch at a time,

@@ -193,10 +193,6 @@ impl<K: ApiObject> Api<K> {
         &self.namespace
     }
 
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
     /// One call of the Objects service with `request`, through the
     /// client's failover; the reply's message.
     async fn call<Req, T, F, Fut>(&self, request: Req, rpc: F) -> Result<T, ClientError>
