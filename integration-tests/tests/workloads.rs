@@ -275,7 +275,10 @@ async fn a_rolling_update_stays_within_bounds_and_undo_pause_resume_work() -> Re
 #[tokio::test]
 async fn a_broken_update_stalls_or_rolls_back_by_itself() -> Result<()> {
     let cluster = two_nodes(&[]).await?;
-    let deadline = "  progressDeadlineSeconds: 5\n";
+    // A container that exits at once may be seen running, hence ready, for
+    // a moment; with minReadySeconds such a moment is not availability, so
+    // the broken revisions can never complete their rollouts by luck.
+    let deadline = "  progressDeadlineSeconds: 5\n  minReadySeconds: 2\n";
     let auto = "  annotations: {bosun.io/auto-rollback: \"true\"}\n";
     apply(&cluster, &deployment("stall", 2, "1", "", deadline)).await?;
     apply(&cluster, &deployment("heal", 2, "1", auto, deadline)).await?;
