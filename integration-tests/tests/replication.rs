@@ -329,3 +329,128 @@ async fn a_watch_resumed_across_a_leader_change_sees_every_event_once() -> Resul
     ensure!(seen.windows(2).all(|w| w[0].1 < w[1].1), "revisions increase");
     Ok(())
 }
+
+fn pod_event(name: &str) -> Object {
+    let pod = api::ObjectMeta {
+        namespace: "default".into(),
+        name: "web".into(),
+        ..Default::default()
+    };
+    let source = bosun_proto::events::Source::new("test");
+    let involved = bosun_proto::events::involving(bosun_proto::Kind::Pod, &pod);
+    let mut event = bosun_proto::events::event(involved, &source, "Normal", "Started", "Started container app");
+    if let Some(meta) = event.metadata_mut() {
+        meta.name = name.into();
+    }
+    event
+}
+
+fn event_request(name: &str) -> GetRequest {
+    GetRequest {
+        kind: "Event".into(),
+        ..get_request(name, false)
+    }
+}
+
+/// Events are kept by the leader alone, not in the Raft log: one recorded
+/// through a follower is read, listed and watched through every master; a
+/// new leader starts without the old one's, tells a watch resumed from the
+/// old one's revisions to list again, and records new ones.
+#[tokio::test]
+async fn events_are_kept_by_the_leader_and_served_by_every_master() -> Result<()> {
+    let mut cluster = MasterCluster::start(3, &[]).await?;
+    let leader = cluster.leader().await?;
+    let followers = cluster.others(leader);
+    let watch = WatchRequest {
+        kind: "Event".into(),
+        namespace: "default".into(),
+        ..Default::default()
+    };
+    let mut events = cluster
+        .objects(followers[1])
+        .await?
+        .watch(watch.clone())
+        .await?
+        .into_inner();
+    let created = cluster
+        .objects(followers[0])
+        .await?
+        .create(CreateRequest {
+            object: Some(pod_event("started")),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    for reader in [followers[1], leader, followers[0]] {
+        let read = cluster
+            .objects(reader)
+            .await?
+            .get(event_request("started"))
+            .await?
+            .into_inner();
+        ensure!(read.resource_version() == created.resource_version(), "{read:?}");
+    }
+    let listed = cluster
+        .objects(followers[1])
+        .await?
+        .list(ListRequest {
+            kind: "ev".into(),
+            ..list_request(false)
+        })
+        .await?
+        .into_inner();
+    ensure!(
+        listed.items.len() == 1 && listed.revision >= created.resource_version(),
+        "{listed:?}"
+    );
+    let seen = tokio::time::timeout(Duration::from_secs(10), events.next())
+        .await
+        .context("the watch through a follower saw nothing")?
+        .context("the watch ended")??;
+    ensure!(
+        seen.r#type() == EventType::Added && seen.object.as_ref().map(Object::name) == Some("started"),
+        "{seen:?}"
+    );
+
+    cluster.kill(leader);
+    let survivor = cluster.others(leader)[0];
+    wait_until(
+        Duration::from_secs(30),
+        "a new leader without the old one's events",
+        || async {
+            let Ok(mut objects) = cluster.objects(survivor).await else {
+                return Ok(None);
+            };
+            match objects.get(event_request("started")).await {
+                Err(status) if status.code() == tonic::Code::NotFound => Ok(Some(())),
+                _ => Ok(None),
+            }
+        },
+    )
+    .await?;
+    let resumed = cluster
+        .objects(survivor)
+        .await?
+        .watch(WatchRequest {
+            since_revision: listed.revision,
+            ..watch
+        })
+        .await;
+    let expired = match resumed {
+        Err(status) => status,
+        Ok(stream) => match stream.into_inner().next().await {
+            Some(Err(status)) => status,
+            other => anyhow::bail!("a watch from the old leader's revision went on: {other:?}"),
+        },
+    };
+    ensure!(expired.code() == tonic::Code::OutOfRange, "{expired:?}");
+    cluster
+        .objects(survivor)
+        .await?
+        .create(CreateRequest {
+            object: Some(pod_event("again")),
+            ..Default::default()
+        })
+        .await?;
+    Ok(())
+}

@@ -1,16 +1,16 @@
 //! Events recorded by the leader's duties (their shape is
 //! [`bosun_proto::events`]), and their expiry: like Kubernetes'
 //! `--event-ttl`, an event last seen more than the TTL ago is deleted by
-//! the leader, so events cannot grow the (in-memory) store without bound.
+//! the leader, so events cannot grow its (in-memory) event store without
+//! bound. The store itself is [`crate::store::Events`].
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bosun_proto::api::object::Resource;
 use bosun_proto::api::Object;
-use bosun_proto::internal::{command, Command, CreateOp, DeleteOp};
+use bosun_proto::internal::{command, Batch, Command, CreateOp, DeleteOp};
 use bosun_proto::Kind;
-use futures::future::join_all;
 use tokio_util::sync::CancellationToken;
 
 use crate::admission::{admit_new, now_seconds};
@@ -26,15 +26,9 @@ pub fn create_command(event: Object) -> Option<Command> {
     Some(Command {
         time: Some(now_seconds()),
         op: Some(command::Op::Create(CreateOp {
-            object: Some(stamped(event)?),
+            object: Some(admit_new(Some(event)).ok()?),
         })),
     })
-}
-
-/// `event` validated and stamped as a create would store it (name, uid,
-/// creation time), or `None` if it does not validate.
-pub fn stamped(event: Object) -> Option<Object> {
-    admit_new(Some(event)).ok()
 }
 
 /// The events of `objects` last seen before `now - ttl`, as
@@ -68,44 +62,78 @@ pub fn sweep_interval(ttl: Duration) -> Duration {
     (ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(60))
 }
 
-/// On the leader until `token` is cancelled: deletes expired events. A
+/// On the leader until `token` is cancelled: keeps the leader's event
+/// store open (empty at first: see [`crate::store::Events`]) and deletes
+/// expired events, and those of namespaces that are gone, from it. A
 /// deletion carries the resourceVersion it was chosen at, so an event
-/// recorded again meanwhile is kept; failures wait for the next sweep.
+/// recorded again meanwhile is kept. The store closes when leadership goes.
 pub async fn expire(replica: Arc<Replica>, ttl: Duration, token: CancellationToken) {
+    replica.events.close();
+    let store = replica.events.open();
     let mut tick = tokio::time::interval(sweep_interval(ttl));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            () = token.cancelled() => return,
+            () = token.cancelled() => break,
         }
-        let expired = expired(&replica.store.read().objects, SystemTime::now(), ttl);
-        if !expired.is_empty() {
-            tracing::debug!(events = expired.len(), "deleting expired events");
+        let mut gone = expired(&store.read().objects, SystemTime::now(), ttl);
+        gone.extend(orphaned(&store.read().objects, &replica.store.read().objects));
+        if !gone.is_empty() {
+            tracing::debug!(events = gone.len(), "deleting expired events");
         }
-        for chunk in expired.chunks(EXPIRE_BATCH) {
-            let deletions = chunk.iter().map(|(namespace, name, resource_version)| {
-                replica.propose(Command {
-                    time: Some(now_seconds()),
-                    op: Some(command::Op::Delete(DeleteOp {
-                        kind: Kind::Event.name().to_string(),
-                        namespace: namespace.clone(),
-                        name: name.clone(),
-                        resource_version: Some(*resource_version),
-                        ..Default::default()
-                    })),
-                })
+        for chunk in gone.chunks(EXPIRE_BATCH) {
+            let deletions = chunk.iter().map(|(namespace, name, resource_version)| Command {
+                time: Some(now_seconds()),
+                op: Some(command::Op::Delete(DeleteOp {
+                    kind: Kind::Event.name().to_string(),
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    resource_version: Some(*resource_version),
+                    ..Default::default()
+                })),
             });
-            tokio::select! {
-                results = join_all(deletions) => {
-                    if let Some(e) = results.into_iter().find_map(Result::err) {
-                        tracing::warn!(error = %e, "cannot delete expired events yet; will retry");
-                        break;
-                    }
-                }
-                () = token.cancelled() => return,
-            }
+            let batch = Command {
+                time: Some(now_seconds()),
+                op: Some(command::Op::Batch(Batch {
+                    commands: deletions.collect(),
+                })),
+            };
+            replica.events.apply(&batch, &replica.store);
+            // Sweeping a large store never holds back the writers for long.
+            tokio::task::yield_now().await;
         }
+    }
+    replica.events.close();
+}
+
+/// The events in `events` whose namespace `replicated` no longer has, as
+/// `(namespace, name, resourceVersion)`.
+fn orphaned(events: &Objects, replicated: &Objects) -> Vec<(String, String, u64)> {
+    events
+        .list(Kind::Event, None)
+        .filter(|event| !replicated.namespace_exists(event.namespace()))
+        .map(|event| {
+            let version = event.metadata().map_or(0, |m| m.resource_version);
+            (event.namespace().to_string(), event.name().to_string(), version)
+        })
+        .collect()
+}
+
+/// Records `events` (each validated and stamped; one that does not
+/// validate is left out) in one write; a failure is logged, never
+/// returned: an event is never worth failing the work it describes.
+pub async fn record(replica: &Replica, events: impl IntoIterator<Item = Object>) {
+    let commands: Vec<Command> = events.into_iter().filter_map(create_command).collect();
+    if commands.is_empty() {
+        return;
+    }
+    let batch = Command {
+        time: Some(now_seconds()),
+        op: Some(command::Op::Batch(Batch { commands })),
+    };
+    if let Err(e) = replica.propose(batch).await {
+        tracing::warn!(error = %e, "cannot record events");
     }
 }
 

@@ -121,7 +121,8 @@ async fn run_duties(replica: Arc<Replica>, duties: Duties, token: CancellationTo
             () = token.cancelled() => {}
         }
     };
-    tokio::join!(monitor, scheduler, controllers, events, namespaces);
+    // The event store opens first, so the other duties' first events stay.
+    tokio::join!(events, monitor, scheduler, controllers, namespaces);
 }
 
 /// Creates `default` and `bosun-system` if they are missing, retrying until

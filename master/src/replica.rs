@@ -19,7 +19,7 @@ use tonic::Code;
 use crate::peers::Peers;
 use crate::proposer::Proposer;
 use crate::raft::{NodeId, Raft};
-use crate::store::Store;
+use crate::store::{is_event_command, Events, Store};
 
 /// Why a request could not be carried out by the cluster.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -61,6 +61,8 @@ pub struct Replica {
     pub id: NodeId,
     pub raft: Raft,
     pub store: Arc<Store>,
+    /// Events, kept by the leader alone (see [`Events`]).
+    pub events: Events,
     pub(crate) peers: Arc<Peers>,
     proposer: Proposer,
     pub(crate) leader_wait: Duration,
@@ -95,10 +97,12 @@ const MAX_BACKOFF: Duration = Duration::from_millis(200);
 
 impl Replica {
     pub fn new(id: NodeId, raft: Raft, store: Arc<Store>, peers: Arc<Peers>, timing: ReplicaTiming) -> Replica {
+        let history_capacity = store.history().capacity();
         Replica {
             id,
             proposer: Proposer::start(raft.clone()),
             raft,
+            events: Events::new(history_capacity),
             store,
             peers,
             leader_wait: timing.leader_wait,
@@ -179,9 +183,16 @@ impl Replica {
         }
     }
 
-    /// Proposes on this master, batched with concurrent proposals.
+    /// Proposes on this master, batched with concurrent proposals; an
+    /// event command goes to the leader's [`Events`] instead of the log.
     /// `Err(None)` means "not the leader: retry".
     pub(crate) async fn propose_here(&self, command: Command) -> Result<CommandResult, Option<ReplicaError>> {
+        if is_event_command(&command) {
+            if !self.is_leader() {
+                return Err(None);
+            }
+            return Ok(self.events.apply(&command, &self.store));
+        }
         self.proposer.propose(command).await
     }
 

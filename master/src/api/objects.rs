@@ -1,23 +1,34 @@
 //! `bosun.v1.Objects`: create, get, list, update, delete and watch any
 //! kind of object.
+//!
+//! Events are kept by the leader alone ([`crate::store::Events`]): on
+//! another master, their reads and watches are passed on to the leader,
+//! and their writes go there as any write does. A watch of every kind
+//! (no `kind`) leaves them out; watch kind Event for them.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
+use bosun_proto::api::object::Resource;
+use bosun_proto::api::objects_client::ObjectsClient;
 use bosun_proto::api::objects_server::Objects;
 use bosun_proto::api::{
     CreateManyRequest, CreateManyResponse, CreateRequest, DeleteRequest, DeleteResponse, GetRequest, ListRequest,
     ListResponse, Object, UpdateRequest, UpdateStatusResult, UpdateStatusesRequest, UpdateStatusesResponse, WatchEvent,
     WatchRequest,
 };
+use bosun_proto::client::is_unavailable;
 use bosun_proto::fields::FieldSelector;
-use bosun_proto::internal::{command, Command, CreateOp, DeleteOp, UpdateOp};
+use bosun_proto::internal::{command, Batch, Command, CreateOp, DeleteOp, UpdateOp};
 use bosun_proto::selector::Selector;
 use bosun_proto::Kind;
 use futures::future::join_all;
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
 use tonic::{Code, Request, Response, Status};
 
 use super::{command_outcome, replica_status};
@@ -59,12 +70,67 @@ impl ObjectsService {
     }
 
     async fn propose(&self, op: command::Op) -> Result<(Object, bool), Status> {
-        let command = Command {
-            time: Some(now_seconds()),
-            op: Some(op),
-        };
-        let result = self.replica.propose(command).await.map_err(replica_status)?;
+        let result = self.replica.propose(command_now(op)).await.map_err(replica_status)?;
         command_outcome(result)
+    }
+
+    /// Runs a read of Events where they are kept: `here` against the event
+    /// store on the leader, `there` against the leader's own Objects
+    /// service otherwise (with the request as it came).
+    async fn at_events<T, H, F, FF>(&self, here: H, there: F) -> Result<T, Status>
+    where
+        H: Fn(Arc<Store>) -> Result<T, Status>,
+        F: Fn(ObjectsClient<Channel>) -> FF,
+        FF: Future<Output = Result<T, Status>>,
+    {
+        let (here, there, replica) = (&here, &there, &self.replica);
+        replica
+            .at_leader(
+                || async move { Ok(here(replica.events.open())) },
+                |_, addr| async move {
+                    let Ok(channel) = replica.peers.channel(&addr) else {
+                        return Err(None);
+                    };
+                    match there(ObjectsClient::new(channel)).await {
+                        Err(status) if is_unavailable(&status) => Err(None),
+                        outcome => Ok(outcome),
+                    }
+                },
+            )
+            .await
+            .map_err(replica_status)?
+    }
+
+    /// A request passed on to the leader, within the time a write may
+    /// wait for it.
+    fn to_leader<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        request.set_timeout(self.replica.leader_wait);
+        request
+    }
+
+    /// Streams the changes of `store` after `since` (0: from now) that
+    /// `filter` passes.
+    fn watch_store(&self, store: Arc<Store>, filter: Filter, since: u64) -> Result<WatchStream, Status> {
+        let since = {
+            let history = store.history();
+            let since = if since == 0 { history.revision() } else { since };
+            // The event store's revisions are its own: one ahead of it was
+            // given out by another leader's store.
+            let foreign = filter.kind == Some(Kind::Event) && since > history.revision();
+            if since < history.compacted() || foreign {
+                return Err(expired_status(Expired {
+                    requested: since,
+                    oldest: history.compacted(),
+                }));
+            }
+            since
+        };
+        let (tx, rx) = mpsc::channel(WATCH_BUFFER);
+        tokio::spawn(stream_events(store, filter, since, tx, self.shutdown.clone()));
+        Ok(Box::pin(
+            ReceiverStream::new(rx).map(|delivery| delivery.map_err(expired_status)),
+        ))
     }
 
     /// A write carried out with `dry_run`: after a linearizable read
@@ -74,12 +140,49 @@ impl ObjectsService {
             return self.propose(op).await.map(|(object, _)| object);
         }
         self.barrier(false).await?;
-        let command = Command {
-            time: Some(now_seconds()),
-            op: Some(op),
-        };
         let state = self.replica.store.read();
-        command_outcome(state.objects.dry_run(state.revision(), &command)).map(|(object, _)| object)
+        command_outcome(state.objects.dry_run(state.revision(), &command_now(op))).map(|(object, _)| object)
+    }
+}
+
+fn command_now(op: command::Op) -> Command {
+    Command {
+        time: Some(now_seconds()),
+        op: Some(op),
+    }
+}
+
+fn is_event(object: &Object) -> bool {
+    matches!(object.resource, Some(Resource::Event(_)))
+}
+
+/// A stream of watch events to a client.
+type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchEvent, Status>> + Send>>;
+
+/// The object of `kind` named `name` in `store`.
+fn get_from(store: &Store, kind: Kind, namespace: &str, name: &str) -> Result<Object, Status> {
+    match store.read().objects.get(kind, namespace, name) {
+        Some(object) => Ok((**object).clone()),
+        None => Err(Status::not_found(format!(
+            "{} not found",
+            describe(kind, namespace, name)
+        ))),
+    }
+}
+
+/// The objects of `kind` (in `namespace`, or all) in `store` that `filter`
+/// passes, with the store's revision.
+fn list_from(store: &Store, kind: Kind, namespace: Option<&str>, filter: &Filter) -> ListResponse {
+    let state = store.read();
+    let items = state
+        .objects
+        .list(kind, namespace)
+        .filter(|o| filter.matches(o))
+        .map(|o| (**o).clone())
+        .collect();
+    ListResponse {
+        items,
+        revision: state.revision(),
     }
 }
 
@@ -158,15 +261,16 @@ impl Objects for ObjectsService {
         let request = request.into_inner();
         let kind = parse_kind(&request.kind)?;
         let namespace = namespace_for(kind, &request.namespace);
-        self.barrier(request.allow_stale).await?;
-        let state = self.replica.store.read();
-        match state.objects.get(kind, &namespace, &request.name) {
-            Some(object) => Ok(Response::new((**object).clone())),
-            None => Err(Status::not_found(format!(
-                "{} not found",
-                describe(kind, &namespace, &request.name)
-            ))),
+        if kind == Kind::Event {
+            let here = |store: Arc<Store>| get_from(&store, kind, &namespace, &request.name);
+            let there = |mut client: ObjectsClient<Channel>| {
+                let request = self.to_leader(request.clone());
+                async move { client.get(request).await.map(Response::into_inner) }
+            };
+            return self.at_events(here, there).await.map(Response::new);
         }
+        self.barrier(request.allow_stale).await?;
+        get_from(&self.replica.store, kind, &namespace, &request.name).map(Response::new)
     }
 
     async fn list(&self, request: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
@@ -179,18 +283,16 @@ impl Objects for ObjectsService {
             selector: parse_selector(&request.label_selector)?,
             fields: parse_fields(&request.field_selector)?,
         };
+        if kind == Kind::Event {
+            let here = |store: Arc<Store>| Ok(list_from(&store, kind, namespace, &filter));
+            let there = |mut client: ObjectsClient<Channel>| {
+                let request = self.to_leader(request.clone());
+                async move { client.list(request).await.map(Response::into_inner) }
+            };
+            return self.at_events(here, there).await.map(Response::new);
+        }
         self.barrier(request.allow_stale).await?;
-        let state = self.replica.store.read();
-        let items = state
-            .objects
-            .list(kind, namespace)
-            .filter(|o| filter.matches(o))
-            .map(|o| (**o).clone())
-            .collect();
-        Ok(Response::new(ListResponse {
-            items,
-            revision: state.revision(),
-        }))
+        Ok(Response::new(list_from(&self.replica.store, kind, namespace, &filter)))
     }
 
     async fn update(&self, request: Request<UpdateRequest>) -> Result<Response<Object>, Status> {
@@ -218,14 +320,69 @@ impl Objects for ObjectsService {
     async fn create_many(&self, request: Request<CreateManyRequest>) -> Result<Response<CreateManyResponse>, Status> {
         let objects = request.into_inner().objects;
         check_per_call(objects.len(), "CreateMany")?;
-        let creates = objects.into_iter().map(|object| async move {
-            let object = admit_new(Some(object))?;
-            self.propose(command::Op::Create(CreateOp { object: Some(object) }))
-                .await
-                .map(|(object, _)| object)
-        });
-        let results = each_result(join_all(creates).await);
-        Ok(Response::new(CreateManyResponse { results }))
+        let count = objects.len();
+        // Events go to the leader together, in one command; the rest are
+        // proposed concurrently, so the proposer packs them into few
+        // entries.
+        let mut events: Vec<(usize, Command)> = Vec::new();
+        let mut others: Vec<(usize, Result<Object, Status>)> = Vec::new();
+        for (index, admitted) in objects
+            .into_iter()
+            .map(|o| admit_new(Some(o)).map_err(Status::from))
+            .enumerate()
+        {
+            match admitted {
+                Ok(object) if is_event(&object) => {
+                    events.push((
+                        index,
+                        command_now(command::Op::Create(CreateOp { object: Some(object) })),
+                    ));
+                }
+                other => others.push((index, other)),
+            }
+        }
+        let (event_indices, commands): (Vec<usize>, Vec<Command>) = events.into_iter().unzip();
+        let recorded = async {
+            if commands.is_empty() {
+                return Ok(Vec::new());
+            }
+            let batch = command_now(command::Op::Batch(Batch { commands }));
+            self.replica.propose(batch).await.map(|result| result.batch)
+        };
+        let created = join_all(others.into_iter().map(|(index, admitted)| async move {
+            let outcome = match admitted {
+                Ok(object) => self
+                    .propose(command::Op::Create(CreateOp { object: Some(object) }))
+                    .await
+                    .map(|(object, _)| object),
+                Err(status) => Err(status),
+            };
+            (index, outcome)
+        }));
+        let (recorded, created) = tokio::join!(recorded, created);
+        let mut outcomes: Vec<Option<Result<Object, Status>>> = (0..count).map(|_| None).collect();
+        match recorded {
+            Ok(results) => {
+                for (&index, result) in event_indices.iter().zip(results) {
+                    outcomes[index] = Some(command_outcome(result).map(|(object, _)| object));
+                }
+            }
+            Err(e) => {
+                for &index in &event_indices {
+                    outcomes[index] = Some(Err(replica_status(e.clone())));
+                }
+            }
+        }
+        for (index, outcome) in created {
+            outcomes[index] = Some(outcome);
+        }
+        let outcomes = outcomes
+            .into_iter()
+            .map(|outcome| outcome.unwrap_or_else(|| Err(Status::internal("the command produced no result"))))
+            .collect();
+        Ok(Response::new(CreateManyResponse {
+            results: each_result(outcomes),
+        }))
     }
 
     async fn delete(&self, request: Request<DeleteRequest>) -> Result<Response<DeleteResponse>, Status> {
@@ -258,7 +415,7 @@ impl Objects for ObjectsService {
         }))
     }
 
-    type WatchStream = futures::stream::Map<ReceiverStream<Delivery>, fn(Delivery) -> Result<WatchEvent, Status>>;
+    type WatchStream = WatchStream;
 
     async fn watch(&self, request: Request<WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
         let request = request.into_inner();
@@ -269,35 +426,28 @@ impl Objects for ObjectsService {
         };
         let filter = Filter {
             kind,
-            namespace: (!request.namespace.is_empty()).then_some(request.namespace),
+            namespace: (!request.namespace.is_empty()).then(|| request.namespace.clone()),
             selector: parse_selector(&request.label_selector)?,
             fields: parse_fields(&request.field_selector)?,
         };
+        if kind == Some(Kind::Event) {
+            let here = |store: Arc<Store>| self.watch_store(store, filter.clone(), request.since_revision);
+            let there = |mut client: ObjectsClient<Channel>| {
+                let request = request.clone();
+                async move {
+                    let events = client.watch(request).await;
+                    events.map(|events| Box::pin(events.into_inner()) as WatchStream)
+                }
+            };
+            return self.at_events(here, there).await.map(Response::new);
+        }
         if request.since_revision == 0 {
             // "From now" means after every write acknowledged so far, even
             // on a follower that has not applied them yet.
             self.barrier(false).await?;
         }
-        let store = self.replica.store.clone();
-        let since = {
-            let history = store.history();
-            let since = if request.since_revision == 0 {
-                history.revision()
-            } else {
-                request.since_revision
-            };
-            if since < history.compacted() {
-                return Err(expired_status(Expired {
-                    requested: since,
-                    oldest: history.compacted(),
-                }));
-            }
-            since
-        };
-        let (tx, rx) = mpsc::channel(WATCH_BUFFER);
-        tokio::spawn(stream_events(store, filter, since, tx, self.shutdown.clone()));
-        let to_status: fn(Delivery) -> Result<WatchEvent, Status> = |delivery| delivery.map_err(expired_status);
-        Ok(Response::new(ReceiverStream::new(rx).map(to_status)))
+        self.watch_store(self.replica.store.clone(), filter, request.since_revision)
+            .map(Response::new)
     }
 }
 

@@ -179,6 +179,7 @@ fn absorb(events: &[HistoryEvent], cache: &mut Cache, queue: &mut Queue) {
 }
 
 /// Proposes the bindings together; refused ones are forgotten and retried.
+/// The bound pods' `Scheduled` events are recorded together after.
 async fn bind_all(replica: &Replica, cache: &mut Cache, queue: &mut Queue, bindings: Vec<(PodInfo, String)>) {
     let proposals = bindings.iter().map(|(pod, node)| {
         replica.propose(Command {
@@ -188,22 +189,19 @@ async fn bind_all(replica: &Replica, cache: &mut Cache, queue: &mut Queue, bindi
                 name: pod.name.clone(),
                 uid: pod.uid.clone(),
                 node: node.clone(),
-                event: crate::events::stamped(scheduling_event(
-                    pod,
-                    "Scheduled",
-                    events::NORMAL,
-                    &format!("Successfully assigned {}/{} to {node}", pod.namespace, pod.name),
-                )),
             })),
         })
     });
     let results = join_all(proposals).await;
     let now = Instant::now();
+    let mut scheduled = Vec::new();
     for ((pod, node), result) in bindings.into_iter().zip(results) {
         match result.map(|r| r.result) {
             Ok(Some(command_result::Result::Object(_))) => {
                 queue.done(&pod.uid);
                 tracing::debug!(pod = %pod.name, node = %node, "bound");
+                let message = format!("Successfully assigned {}/{} to {node}", pod.namespace, pod.name);
+                scheduled.push(scheduling_event(&pod, "Scheduled", events::NORMAL, &message));
             }
             Ok(other) => {
                 tracing::debug!(pod = %pod.name, node = %node, refused = ?other, "binding refused; retrying");
@@ -217,6 +215,7 @@ async fn bind_all(replica: &Replica, cache: &mut Cache, queue: &mut Queue, bindi
             }
         }
     }
+    crate::events::record(replica, scheduled).await;
 }
 
 /// Sets `PodScheduled=False` with the reasons and records a
@@ -255,11 +254,7 @@ async fn record_unschedulable(replica: &Replica, pod: &PodInfo, message: &str) {
         tracing::warn!(pod = %pod.name, error = %e, "cannot record why the pod is unschedulable");
     }
     let event = scheduling_event(pod, "FailedScheduling", events::WARNING, message);
-    if let Some(create) = crate::events::create_command(event) {
-        if let Err(e) = replica.propose(create).await {
-            tracing::warn!(pod = %pod.name, error = %e, "cannot record a scheduling event");
-        }
-    }
+    crate::events::record(replica, [event]).await;
 }
 
 /// An event about a pod from the scheduler.

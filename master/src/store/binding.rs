@@ -1,10 +1,7 @@
 //! Applying a binding: a pending pod gets its node, if the node still has
 //! room. The check runs when the binding is applied, in log order, so two
 //! bindings decided concurrently (or in one batch) can never overcommit a
-//! node, whatever the scheduler believed when it decided. The scheduler's
-//! `Scheduled` event travels in the binding and is stored with it, so a
-//! normal start costs no extra Raft command and a refused binding records
-//! nothing.
+//! node, whatever the scheduler believed when it decided.
 
 use std::sync::Arc;
 
@@ -90,13 +87,7 @@ impl Objects {
         }
         let next = Arc::new(next);
         self.insert(next.clone());
-        let mut applied = changed(next, EventType::Modified);
-        if let Some(event) = op.event.as_ref() {
-            // Recorded with the binding, in the same write; an event that
-            // cannot be stored never fails the binding it describes.
-            applied.changes.extend(self.create(revision, Some(event)).changes);
-        }
-        applied
+        changed(next, EventType::Modified)
     }
 
     /// Whether a pod on `node` already uses one of `ports`.

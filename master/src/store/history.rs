@@ -63,6 +63,11 @@ impl History {
         self.revision
     }
 
+    /// Most events kept.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     pub fn compacted(&self) -> u64 {
         self.compacted
     }

@@ -3,7 +3,9 @@
 //! revision.
 //!
 //! Only the Raft state machine writes here (see
-//! [`crate::raft::state_machine`]); the API reads.
+//! [`crate::raft::state_machine`]); the API reads. Events are the
+//! exception: the leader keeps them in a store of the same shape that is
+//! not replicated ([`Events`]).
 
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -12,11 +14,13 @@ use tokio::sync::watch;
 use crate::raft::{LogId, Membership};
 
 mod binding;
+mod events;
 mod fanout;
 mod follower;
 mod history;
 mod objects;
 
+pub use events::{is_event_command, Events};
 pub use fanout::{watch_event, Delivery, Filter, Subscription, Watchers};
 pub use follower::{Follower, Wake};
 pub use history::{Expired, History, HistoryEvent};

@@ -307,53 +307,8 @@ fn bind(name: &str, node: &str) -> Command {
             name: name.into(),
             uid: format!("uid-{name}"),
             node: node.into(),
-            event: None,
         })),
     }
-}
-
-/// `bind` carrying a `Scheduled` event named `scheduled-NAME`.
-fn bind_with_event(name: &str, node: &str) -> Command {
-    let mut command = bind(name, node);
-    if let Some(Op::Bind(op)) = command.op.as_mut() {
-        op.event = Some(
-            api::Event {
-                metadata: Some(ObjectMeta {
-                    namespace: "default".into(),
-                    name: format!("scheduled-{name}"),
-                    ..Default::default()
-                }),
-                reason: "Scheduled".into(),
-                ..Default::default()
-            }
-            .into(),
-        );
-    }
-    command
-}
-
-#[test]
-fn a_binding_stores_its_event_with_it_and_a_refused_one_stores_none() {
-    let mut objects = Objects::default();
-    objects.apply(1, &create(node("n1", "1", "1Gi", "10")));
-    objects.apply(2, &create(pod("a", "600m")));
-    objects.apply(3, &create(pod("b", "600m")));
-    let applied = objects.apply(4, &bind_with_event("a", "n1"));
-    assert_eq!(
-        api::Pod::try_from(object(&applied)).unwrap().spec.unwrap().node_name,
-        "n1"
-    );
-    let kinds: Vec<_> = applied.changes.iter().map(|c| c.object.kind()).collect();
-    assert_eq!(kinds, [Some(Kind::Pod), Some(Kind::Event)], "one write, both changes");
-    let event = objects
-        .get(Kind::Event, "default", "scheduled-a")
-        .expect("the event is stored");
-    assert_eq!(event.metadata().unwrap().resource_version, 4);
-    // No room for b: the binding is refused and no event is recorded.
-    let refused = objects.apply(5, &bind_with_event("b", "n1"));
-    assert_eq!(rejection(&refused).0, rejection::Code::Conflict);
-    assert!(refused.changes.is_empty());
-    assert!(objects.get(Kind::Event, "default", "scheduled-b").is_none());
 }
 
 #[test]
