@@ -81,6 +81,16 @@ pub struct Config {
     #[arg(long, value_enum, default_value_t = crate::scheduler::Strategy::MostAllocated)]
     pub scheduler_strategy: crate::scheduler::Strategy,
 
+    /// The pod ranges (comma-separated IPv4 CIDRs): each node gets a block
+    /// of them for its pods' addresses when it registers.
+    #[arg(long, env = "BOSUN_CLUSTER_CIDR", default_value = "10.42.0.0/16")]
+    pub cluster_cidr: String,
+
+    /// The size of each node's block of --cluster-cidr, as a prefix
+    /// length: 24 gives each node 254 pod addresses.
+    #[arg(long, default_value_t = 24)]
+    pub node_cidr_mask_size: u8,
+
     /// Write the address actually listened on to this file once bound
     /// (useful with --listen HOST:0).
     #[arg(long, hide = true)]
@@ -149,6 +159,14 @@ impl Config {
 
     pub fn event_ttl(&self) -> Duration {
         Duration::from_secs_f64(self.event_ttl_seconds.max(1.0))
+    }
+
+    /// The pod ranges and their block size.
+    ///
+    /// # Errors
+    /// What is wrong with --cluster-cidr or --node-cidr-mask-size.
+    pub fn pod_ranges(&self) -> Result<crate::controllers::node_ipam::PodRanges, String> {
+        crate::controllers::node_ipam::PodRanges::parse(&self.cluster_cidr, self.node_cidr_mask_size)
     }
 
     pub fn node_grace(&self) -> Duration {

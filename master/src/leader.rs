@@ -29,6 +29,7 @@ pub struct Duties {
     pub pod_eviction: Duration,
     pub event_ttl: Duration,
     pub scheduler: crate::scheduler::Strategy,
+    pub pod_ranges: crate::controllers::node_ipam::PodRanges,
 }
 
 /// Watches this master's Raft role and runs the leader's duties while it
@@ -113,7 +114,7 @@ async fn run_duties(replica: Arc<Replica>, duties: Duties, token: CancellationTo
         token.clone(),
     );
     let scheduler = crate::scheduler::run(replica.clone(), duties.scheduler, token.clone());
-    let controllers = crate::controllers::run(replica.clone(), token.clone());
+    let controllers = crate::controllers::run(replica.clone(), duties.pod_ranges.clone(), token.clone());
     let events = crate::events::expire(replica.clone(), duties.event_ttl, token.clone());
     let namespaces = async {
         tokio::select! {

@@ -62,6 +62,8 @@ pub enum ServerError {
     Reflection(String),
     #[error("could not join the cluster through {seed}: {reason}")]
     Join { seed: String, reason: String },
+    #[error("{0}")]
+    Flag(String),
     #[error("--force-new-cluster: the data directory {path} holds no cluster to recover; start without the flag to make a new one")]
     NothingToRecover { path: String },
 }
@@ -76,6 +78,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
+    let pod_ranges = config.pod_ranges().map_err(ServerError::Flag)?;
     let local = listener
         .local_addr()
         .map_err(|e| ServerError::RaftStart(e.to_string()))?;
@@ -167,6 +170,7 @@ pub async fn run(
         pod_eviction: config.pod_eviction(),
         event_ttl: config.event_ttl(),
         scheduler: config.scheduler_strategy,
+        pod_ranges,
     };
     tokio::spawn(crate::leader::supervise(replica.clone(), duties, token.clone()));
 

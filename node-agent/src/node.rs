@@ -227,8 +227,8 @@ async fn try_register(client: Client, facts: &NodeFacts, runtime_version: &str) 
                     ..Default::default()
                 }),
                 spec: Some(NodeSpec {
-                    unschedulable: false,
                     taints: facts.taints.clone(),
+                    ..Default::default()
                 }),
                 status: Some(status),
                 ..Default::default()

@@ -36,6 +36,7 @@ pub mod downward;
 pub mod events;
 pub mod fields;
 mod kind;
+pub mod net;
 pub mod object;
 pub mod quantity;
 pub mod resources;

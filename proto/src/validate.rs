@@ -180,6 +180,17 @@ pub fn validate(object: &Object) -> Result<(), ValidationError> {
         }
         Resource::Node(node) => {
             if let Some(spec) = &node.spec {
+                if !spec.pod_cidr.is_empty() {
+                    c.check("spec.podCIDR", pod_cidr(&spec.pod_cidr));
+                }
+                match spec.pod_cidrs.as_slice() {
+                    [] => {}
+                    [one] if spec.pod_cidr.is_empty() || *one == spec.pod_cidr => {
+                        c.check("spec.podCIDRs[0]", pod_cidr(one));
+                    }
+                    [_] => c.fail("spec.podCIDRs[0]", "must equal spec.podCIDR"),
+                    _ => c.fail("spec.podCIDRs", "holds one range (IPv4 only)"),
+                }
                 for (i, taint) in spec.taints.iter().enumerate() {
                     let path = format!("spec.taints[{i}]");
                     c.check(&format!("{path}.key"), qualified_name(&taint.key));
@@ -487,6 +498,11 @@ fn service(c: &mut Checker, svc: &api::Service) {
             c.port(&format!("{path}.nodePort"), port.node_port, false);
         }
     }
+}
+
+/// A node's pod range: an IPv4 CIDR block.
+fn pod_cidr(text: &str) -> Result<(), String> {
+    text.parse::<crate::net::Cidr>().map(|_| ()).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! The controllers, on the leader only: [`replicaset`], [`deployment`]
-//! and the garbage collector [`gc`], each one type behind one trait
+//! The controllers, on the leader only: [`node_ipam`] (each node's pod
+//! range), [`replicaset`], [`deployment`] and the garbage collector [`gc`], each one type behind one trait
 //! ([`Controller`]) and registered in [`all`]: a change names the keys it
 //! concerns (a pod names its ReplicaSet and that one's Deployment; a
 //! deleted object names what it owned), and a reconcile reads the current
@@ -24,6 +24,7 @@ use crate::store::{HistoryEvent, Objects};
 
 pub mod deployment;
 pub mod gc;
+pub mod node_ipam;
 pub mod ownership;
 pub mod pods;
 pub mod replicaset;
@@ -115,8 +116,9 @@ pub trait Controller: Send {
 
 /// Every controller, in the order their keys are reconciled within a
 /// round. A new controller is one file and one line here.
-pub fn all() -> Vec<Box<dyn Controller>> {
+pub fn all(pod_ranges: node_ipam::PodRanges) -> Vec<Box<dyn Controller>> {
     vec![
+        Box::new(node_ipam::NodeIpam { ranges: pod_ranges }),
         Box::new(replicaset::ReplicaSets),
         Box::new(deployment::Deployments),
         Box::new(gc::GarbageCollector::default()),
@@ -124,8 +126,8 @@ pub fn all() -> Vec<Box<dyn Controller>> {
 }
 
 /// Runs the controllers until `token` is cancelled (leadership lost).
-pub async fn run(replica: Arc<Replica>, token: CancellationToken) {
-    runtime::run(replica, all(), token).await;
+pub async fn run(replica: Arc<Replica>, pod_ranges: node_ipam::PodRanges, token: CancellationToken) {
+    runtime::run(replica, all(pod_ranges), token).await;
 }
 
 /// The key of `object`, if it has a kind and metadata.

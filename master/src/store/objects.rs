@@ -14,6 +14,7 @@ use std::sync::Arc;
 use bosun_proto::api::object::Resource;
 use bosun_proto::api::{EventType, Object, Pod};
 use bosun_proto::internal::{command::Op, command_result, rejection, Command, CommandResult, DeleteOp, Rejection};
+use bosun_proto::net::Cidr;
 use bosun_proto::resources::{self, Usage};
 use bosun_proto::Kind;
 
@@ -255,6 +256,29 @@ impl Objects {
                 .is_some_and(|ns| ns.metadata().is_some_and(|m| m.deletion_timestamp.is_none()))
     }
 
+    /// Why `object`, a node, cannot have its pod range: another node's
+    /// overlaps it. Checked where the write is applied, so two nodes never
+    /// share addresses, whoever chose their ranges.
+    fn pod_cidr_taken(&self, object: &Object) -> Option<String> {
+        let Some(Resource::Node(node)) = object.resource.as_ref() else {
+            return None;
+        };
+        let wanted: Cidr = node.spec.as_ref()?.pod_cidr.parse().ok()?;
+        self.list(Kind::Node, None).find_map(|other| {
+            let Some(Resource::Node(other)) = other.resource.as_ref() else {
+                return None;
+            };
+            let other_name = other.metadata.as_ref().map_or("", |m| m.name.as_str());
+            if other_name == object.name() {
+                return None;
+            }
+            let theirs: Cidr = other.spec.as_ref()?.pod_cidr.parse().ok()?;
+            wanted
+                .overlaps(&theirs)
+                .then(|| format!("spec.podCIDR {wanted} overlaps node {other_name:?}'s pod range {theirs}"))
+        })
+    }
+
     /// Remembers how the object at `key` was before the command applying.
     fn note_previous(&mut self, kind: Kind, key: &Key, old: Option<&Arc<Object>>) {
         if let Some(journal) = self.journal.as_mut() {
@@ -331,6 +355,9 @@ impl Objects {
                 rejection::Code::AlreadyExists,
                 format!("{} already exists", describe(kind, &namespace, &name)),
             ));
+        }
+        if let Some(conflict) = self.pod_cidr_taken(&object) {
+            return Err(rejected(rejection::Code::Conflict, conflict));
         }
         if let Some(meta) = object.metadata_mut() {
             meta.resource_version = revision;
@@ -430,14 +457,20 @@ impl Objects {
             meta.deletion_grace_period_seconds = current_meta.deletion_grace_period_seconds;
             meta.generate_name = current_meta.generate_name.clone();
             meta.generation = current_meta.generation;
-            if let (Some(Resource::Pod(next)), Some(Resource::Pod(current))) =
-                (next.resource.as_mut(), current.resource.as_ref())
-            {
-                if let Err(reason) = pod_spec_update(current, next) {
-                    return Err(rejected(
-                        rejection::Code::Invalid,
-                        format!("{} cannot be updated: {reason}", describe(kind, namespace, name)),
-                    ));
+            let checked = match (next.resource.as_mut(), current.resource.as_ref()) {
+                (Some(Resource::Pod(next)), Some(Resource::Pod(current))) => pod_spec_update(current, next),
+                (Some(Resource::Node(next)), Some(Resource::Node(current))) => node_spec_update(current, next),
+                _ => Ok(()),
+            };
+            if let Err(reason) = checked {
+                return Err(rejected(
+                    rejection::Code::Invalid,
+                    format!("{} cannot be updated: {reason}", describe(kind, namespace, name)),
+                ));
+            }
+            if pod_cidr_of(&next) != pod_cidr_of(&current) {
+                if let Some(conflict) = self.pod_cidr_taken(&next) {
+                    return Err(rejected(rejection::Code::Conflict, conflict));
                 }
             }
             if !next.same_spec(&current) {
@@ -589,6 +622,35 @@ impl Objects {
 /// kept when the update leaves `nodeName` empty (an applied manifest
 /// usually does) and cannot be changed: only a binding sets it, after the
 /// fit check.
+/// A node's pod range, empty for other kinds.
+fn pod_cidr_of(object: &Object) -> &str {
+    match object.resource.as_ref() {
+        Some(Resource::Node(node)) => node.spec.as_ref().map_or("", |s| s.pod_cidr.as_str()),
+        _ => "",
+    }
+}
+
+/// A node's pod range is set once: an update that leaves it out keeps it,
+/// one that changes it is refused.
+fn node_spec_update(current: &bosun_proto::api::Node, next: &mut bosun_proto::api::Node) -> Result<(), String> {
+    let current_spec = current.spec.clone().unwrap_or_default();
+    let next_spec = next.spec.get_or_insert_with(Default::default);
+    if current_spec.pod_cidr.is_empty() {
+        return Ok(());
+    }
+    if next_spec.pod_cidr.is_empty() {
+        next_spec.pod_cidr.clone_from(&current_spec.pod_cidr);
+        next_spec.pod_cidrs.clone_from(&current_spec.pod_cidrs);
+    }
+    if next_spec.pod_cidr != current_spec.pod_cidr {
+        return Err(format!(
+            "spec.podCIDR is {} and cannot be changed (delete the node and let it register again)",
+            current_spec.pod_cidr
+        ));
+    }
+    Ok(())
+}
+
 fn pod_spec_update(current: &Pod, next: &mut Pod) -> Result<(), String> {
     let current_spec = current.spec.clone().unwrap_or_default();
     let next_spec = next.spec.get_or_insert_with(Default::default);

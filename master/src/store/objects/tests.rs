@@ -634,3 +634,49 @@ fn config_map_at(objects: &Objects, name: &str, value: &str) -> Object {
     }
     next
 }
+
+fn with_pod_cidr(name: &str, cidr: &str) -> Object {
+    let mut node = api::Node::try_from(node(name, "1", "1Gi", "10")).unwrap();
+    node.spec = Some(api::NodeSpec {
+        pod_cidr: cidr.into(),
+        pod_cidrs: vec![cidr.into()],
+        ..Default::default()
+    });
+    node.into()
+}
+
+fn pod_cidr_of(objects: &Objects, name: &str) -> String {
+    let stored = objects.get(Kind::Node, "", name).unwrap();
+    api::Node::try_from((**stored).clone()).unwrap().spec.unwrap().pod_cidr
+}
+
+#[test]
+fn no_two_nodes_share_pod_addresses_and_a_node_keeps_its_range() {
+    let mut objects = Objects::default();
+    objects.apply(1, &create(with_pod_cidr("a", "10.42.0.0/24")));
+    // Overlapping another node's range: refused at create and at update,
+    // whoever chose it.
+    let (code, message) = rejection(&objects.apply(2, &create(with_pod_cidr("b", "10.42.0.0/16"))));
+    assert_eq!(code, rejection::Code::Conflict);
+    assert!(
+        message.contains("overlaps node \"a\"'s pod range 10.42.0.0/24"),
+        "{message}"
+    );
+    objects.apply(3, &create(node("b", "1", "1Gi", "10")));
+    let (code, _) = rejection(&objects.apply(4, &update(with_pod_cidr("b", "10.42.0.128/25"))));
+    assert_eq!(code, rejection::Code::Conflict);
+    object(&objects.apply(5, &update(with_pod_cidr("b", "10.42.1.0/24"))));
+    // An update without the range keeps it (a cordon, an agent's labels)...
+    object(&objects.apply(6, &update(node("b", "1", "1Gi", "10"))));
+    assert_eq!(pod_cidr_of(&objects, "b"), "10.42.1.0/24");
+    // ...and one that changes it is refused.
+    let (code, message) = rejection(&objects.apply(7, &update(with_pod_cidr("b", "10.42.2.0/24"))));
+    assert_eq!(code, rejection::Code::Invalid);
+    assert!(
+        message.contains("spec.podCIDR is 10.42.1.0/24 and cannot be changed"),
+        "{message}"
+    );
+    // A deleted node's range is free again.
+    objects.apply(8, &delete(Kind::Node, "", "a", None));
+    object(&objects.apply(9, &create(with_pod_cidr("c", "10.42.0.0/24"))));
+}

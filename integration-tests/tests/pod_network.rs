@@ -1,0 +1,116 @@
+//! The pod network: each node's block of the cluster's pod ranges, given
+//! by the leader through Raft when the node registers.
+
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use bosun_integration_tests::agents::TestCluster;
+use bosun_integration_tests::{bin_dir, ctl, wait_until};
+use bosun_proto::api::Node;
+use bosun_proto::client::Api;
+
+async fn pod_cidr(cluster: &TestCluster, name: &str) -> Result<String> {
+    let node = Api::<Node>::all(&cluster.client()).get(name).await?;
+    Ok(node.spec.map(|s| s.pod_cidr).unwrap_or_default())
+}
+
+async fn wait_pod_cidr(cluster: &TestCluster, name: &str) -> Result<String> {
+    wait_until(
+        Duration::from_secs(10),
+        &format!("node {name} to get a pod range"),
+        || async {
+            let cidr = pod_cidr(cluster, name).await?;
+            Ok((!cidr.is_empty()).then_some(cidr))
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn every_node_gets_a_block_of_its_own_and_keeps_it() -> Result<()> {
+    let cluster = TestCluster::start(1, &[], &["a", "b"], &[]).await?;
+    let (a, b) = (wait_pod_cidr(&cluster, "a").await?, wait_pod_cidr(&cluster, "b").await?);
+    let mut blocks = [a.clone(), b];
+    blocks.sort();
+    assert_eq!(blocks, ["10.42.0.0/24", "10.42.1.0/24"]);
+    // A cordon (an update without the range) keeps it; ctl shows it.
+    let out = ctl(&cluster.servers(), &["cordon", "a"], "").await;
+    ensure!(out.ok(), "{out:?}");
+    assert_eq!(pod_cidr(&cluster, "a").await?, a);
+    let out = ctl(&cluster.servers(), &["get", "node", "a", "-o", "yaml"], "").await;
+    ensure!(out.stdout.contains(&format!("podCIDR: {a}")), "{}", out.stdout);
+    // Changing it by hand is refused with the reason.
+    let yaml = "apiVersion: v1\nkind: Node\nmetadata: {name: a}\nspec: {podCIDR: 10.42.9.0/24}\n";
+    let out = ctl(&cluster.servers(), &["apply", "-f", "-"], yaml).await;
+    ensure!(!out.ok() && out.stderr.contains("spec.podCIDR is"), "{out:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_node_waits_for_a_free_block_and_says_why() -> Result<()> {
+    let flags = ["--cluster-cidr", "10.42.0.0/24", "--node-cidr-mask-size", "24"];
+    let cluster = TestCluster::start(1, &flags, &["a", "b"], &[]).await?;
+    let (a, b) = (pod_cidr(&cluster, "a").await?, pod_cidr(&cluster, "b").await?);
+    let (holder, waiter) = match (a.is_empty(), b.is_empty()) {
+        (false, true) => ("a", "b"),
+        (true, false) => ("b", "a"),
+        _ => {
+            wait_until(Duration::from_secs(10), "one node with the only block", || async {
+                let (a, b) = (pod_cidr(&cluster, "a").await?, pod_cidr(&cluster, "b").await?);
+                Ok(match (a.is_empty(), b.is_empty()) {
+                    (false, true) => Some(("a", "b")),
+                    (true, false) => Some(("b", "a")),
+                    _ => None,
+                })
+            })
+            .await?
+        }
+    };
+    let out = wait_until(
+        Duration::from_secs(10),
+        "the waiting node's condition and event",
+        || async {
+            let out = ctl(&cluster.servers(), &["describe", "node", waiter], "").await;
+            Ok((out.stdout.contains("NoPodCIDR") && out.stdout.contains("CIDRNotAvailable")).then_some(out))
+        },
+    )
+    .await?;
+    ensure!(out.stdout.contains("used up"), "{}", out.stdout);
+    // The holder goes: the waiting node gets its block.
+    let out = ctl(&cluster.servers(), &["delete", "node", holder], "").await;
+    ensure!(out.ok(), "{out:?}");
+    let got = wait_pod_cidr(&cluster, waiter).await.context("the freed block")?;
+    assert_eq!(got, "10.42.0.0/24");
+    wait_until(Duration::from_secs(10), "the condition to go", || async {
+        let node = Api::<Node>::all(&cluster.client()).get(waiter).await?;
+        let marked = node
+            .status
+            .unwrap_or_default()
+            .conditions
+            .iter()
+            .any(|c| c.reason == "NoPodCIDR");
+        Ok((!marked).then_some(()))
+    })
+    .await
+}
+
+#[test]
+fn bad_pod_range_flags_stop_the_master_with_the_reason() -> Result<()> {
+    let data = tempfile::TempDir::with_prefix("bosun-test-flags-")?;
+    let cases: [(&[&str], &str); 3] = [
+        (&["--node-cidr-mask-size", "8"], "larger than the cluster range"),
+        (&["--cluster-cidr", "10.42.0.0/16,10.42.0.0/17"], "overlaps"),
+        (&["--cluster-cidr", "10.42.0.0"], "not an IPv4 range"),
+    ];
+    for (flags, reason) in cases {
+        let out = Command::new(bin_dir().join("master"))
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data.path().join("m"))
+            .args(flags)
+            .output()?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        ensure!(!out.status.success() && stderr.contains(reason), "{flags:?}: {stderr}");
+    }
+    Ok(())
+}
