@@ -1,8 +1,9 @@
 //! Node agents for tests: real `node-agent` processes on the machine's
-//! Docker engine, each test with its own pod network and a label on every
-//! container, all removed when the test ends (also when it fails).
+//! Docker engine, each test with pod ranges of its own (a [`PodRanges`]
+//! claim), a pod network per node and a label on every container and
+//! network, all removed when the test ends (also when it fails).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -92,13 +93,81 @@ impl AgentProcess {
     }
 }
 
-/// Masters plus agents, one Docker network and label per test.
+/// A /16 of 10.64.0.0-10.250.255.255 held by one test for its pod
+/// ranges, so the networks of tests running side by side on one engine
+/// never overlap. A claim is a file naming its process, made whole in one
+/// step; the claim of a process that is gone is taken over. Released when
+/// dropped.
+pub struct PodRanges {
+    path: PathBuf,
+    /// The range, for `--cluster-cidr`.
+    pub range: String,
+}
+
+impl PodRanges {
+    /// Claims the first free range.
+    ///
+    /// # Errors
+    /// When every range is held by a live process.
+    pub fn claim() -> Result<PodRanges> {
+        let dir = std::env::temp_dir().join("bosun-test-pod-ranges");
+        std::fs::create_dir_all(&dir)?;
+        let pid = std::process::id();
+        static CLAIMS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let attempt = CLAIMS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mine = dir.join(format!("claim-{pid}-{attempt}"));
+        std::fs::write(&mine, pid.to_string())?;
+        let claimed = (64..=250u32).find_map(|second| {
+            let path = dir.join(second.to_string());
+            for _ in 0..2 {
+                match std::fs::hard_link(&mine, &path) {
+                    Ok(()) => return Some((second, path)),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        let holder = std::fs::read_to_string(&path)
+                            .ok()
+                            .and_then(|s| s.trim().parse::<u32>().ok());
+                        let alive = holder.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
+                        if alive {
+                            return None;
+                        }
+                        let _ = std::fs::remove_file(&path);
+                    }
+                    Err(_) => return None,
+                }
+            }
+            None
+        });
+        let _ = std::fs::remove_file(&mine);
+        let (second, path) =
+            claimed.context("every test pod range (10.64.0.0/16 to 10.250.0.0/16) is held by a running test")?;
+        Ok(PodRanges {
+            path,
+            range: format!("10.{second}.0.0/16"),
+        })
+    }
+
+    /// The `index`th /24 of the range: the block node IPAM gives the
+    /// `index`th node.
+    pub fn block(&self, index: u32) -> String {
+        let second = self.range.split('.').nth(1).unwrap_or("0");
+        format!("10.{second}.{index}.0/24")
+    }
+}
+
+impl Drop for PodRanges {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Masters plus agents, one label per test.
 pub struct TestCluster {
     pub masters: MasterCluster,
     pub agents: Vec<AgentProcess>,
-    /// The value of [`TEST_LABEL`] on this test's containers.
+    /// The value of [`TEST_LABEL`] on this test's containers and networks.
     pub run: String,
-    pub network: String,
+    /// The masters' `--cluster-cidr`, unless the test gave its own.
+    pub pod_ranges: PodRanges,
     dir: TempDir,
 }
 
@@ -121,7 +190,13 @@ impl TestCluster {
         agent_args: &[&str],
     ) -> Result<TestCluster> {
         ensure_test_image()?;
-        let masters = MasterCluster::start(masters, master_args).await?;
+        let pod_ranges = PodRanges::claim()?;
+        let mut args = vec!["--cluster-cidr", pod_ranges.range.as_str()];
+        if master_args.contains(&"--cluster-cidr") {
+            args.clear();
+        }
+        args.extend(master_args);
+        let masters = MasterCluster::start(masters, &args).await?;
         let dir = TempDir::with_prefix("bosun-test-agents-")?;
         let run = dir
             .path()
@@ -132,30 +207,13 @@ impl TestCluster {
                     .replace(|c: char| !c.is_ascii_alphanumeric(), "")
             })
             .unwrap_or_default();
-        let network = format!("bosun-test-{run}");
         let mut cluster = TestCluster {
             masters,
             agents: Vec::new(),
             run,
-            network,
+            pod_ranges,
             dir,
         };
-        // Created here so agents starting together never race to create it.
-        let created = Command::new("docker")
-            .args([
-                "network",
-                "create",
-                "--label",
-                &format!("{TEST_LABEL}={}", cluster.run),
-                &cluster.network,
-            ])
-            .output()?;
-        if !created.status.success() {
-            bail!(
-                "docker network create failed: {}",
-                String::from_utf8_lossy(&created.stderr)
-            );
-        }
         for name in agents {
             cluster.add_agent(name, agent_args)?;
         }
@@ -183,7 +241,17 @@ impl TestCluster {
         self.wait_node_ready(name, true).await.map(|_| ())
     }
 
-    fn add_agent(&mut self, name: &str, extra: &[&str]) -> Result<()> {
+    /// The pod network of node `name`: each node's agent makes its own, on
+    /// the node's pod range.
+    pub fn network(&self, name: &str) -> String {
+        format!("bosun-test-{}-{name}", self.run)
+    }
+
+    /// Starts another agent without waiting for its node to be Ready.
+    ///
+    /// # Errors
+    /// When it does not start.
+    pub fn add_agent(&mut self, name: &str, extra: &[&str]) -> Result<()> {
         let mut args: Vec<String> = vec![
             "--master".into(),
             self.masters.addrs().join(","),
@@ -196,7 +264,7 @@ impl TestCluster {
             "--data-dir".into(),
             self.dir.path().join(format!("agent-{name}")).display().to_string(),
             "--network".into(),
-            self.network.clone(),
+            self.network(name),
             "--container-labels".into(),
             format!("{TEST_LABEL}={}", self.run),
             "--heartbeat-seconds".into(),
@@ -415,16 +483,7 @@ impl Drop for TestCluster {
         // moment (and give up after a few seconds).
         let killed = std::time::Instant::now();
         loop {
-            let ids = Command::new("docker")
-                .args(["ps", "-aq", "--filter", &format!("label={TEST_LABEL}={}", self.run)])
-                .output()
-                .map(|o| {
-                    String::from_utf8_lossy(&o.stdout)
-                        .split_whitespace()
-                        .map(String::from)
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default();
+            let ids = labelled(&["ps", "-aq"], &format!("{TEST_LABEL}={}", self.run));
             if !ids.is_empty() {
                 let _ = Command::new("docker").arg("rm").arg("-f").args(&ids).output();
             }
@@ -434,6 +493,25 @@ impl Drop for TestCluster {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        let _ = Command::new("docker").args(["network", "rm", &self.network]).output();
+        let networks = labelled(&["network", "ls", "-q"], &format!("{TEST_LABEL}={}", self.run));
+        if !networks.is_empty() {
+            let _ = Command::new("docker").args(["network", "rm"]).args(&networks).output();
+        }
     }
+}
+
+/// The ids `docker LIST...` (`ps -aq`, `network ls -q`) prints for what
+/// carries `label` (`key=value`).
+pub fn labelled(list: &[&str], label: &str) -> Vec<String> {
+    Command::new("docker")
+        .args(list)
+        .args(["--filter", &format!("label={label}")])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -68,16 +68,7 @@ fn checked(what: &str, output: std::io::Result<Output>) -> Result<String> {
 
 /// Container ids from `docker ps -aq` with a label filter.
 fn containers_labelled(label: &str) -> Vec<String> {
-    Command::new("docker")
-        .args(["ps", "-aq", "--no-trunc", "--filter", &format!("label={label}")])
-        .output()
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .split_whitespace()
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default()
+    bosun_integration_tests::agents::labelled(&["ps", "-aq", "--no-trunc"], label)
 }
 
 /// One compose project, its images and its pod network; all removed on

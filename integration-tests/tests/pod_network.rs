@@ -33,7 +33,7 @@ async fn every_node_gets_a_block_of_its_own_and_keeps_it() -> Result<()> {
     let (a, b) = (wait_pod_cidr(&cluster, "a").await?, wait_pod_cidr(&cluster, "b").await?);
     let mut blocks = [a.clone(), b];
     blocks.sort();
-    assert_eq!(blocks, ["10.42.0.0/24", "10.42.1.0/24"]);
+    assert_eq!(blocks, [cluster.pod_ranges.block(0), cluster.pod_ranges.block(1)]);
     // A cordon (an update without the range) keeps it; ctl shows it.
     let out = ctl(&cluster.servers(), &["cordon", "a"], "").await;
     ensure!(out.ok(), "{out:?}");
@@ -49,24 +49,13 @@ async fn every_node_gets_a_block_of_its_own_and_keeps_it() -> Result<()> {
 
 #[tokio::test]
 async fn a_node_waits_for_a_free_block_and_says_why() -> Result<()> {
-    let flags = ["--cluster-cidr", "10.42.0.0/24", "--node-cidr-mask-size", "24"];
-    let cluster = TestCluster::start(1, &flags, &["a", "b"], &[]).await?;
-    let (a, b) = (pod_cidr(&cluster, "a").await?, pod_cidr(&cluster, "b").await?);
-    let (holder, waiter) = match (a.is_empty(), b.is_empty()) {
-        (false, true) => ("a", "b"),
-        (true, false) => ("b", "a"),
-        _ => {
-            wait_until(Duration::from_secs(10), "one node with the only block", || async {
-                let (a, b) = (pod_cidr(&cluster, "a").await?, pod_cidr(&cluster, "b").await?);
-                Ok(match (a.is_empty(), b.is_empty()) {
-                    (false, true) => Some(("a", "b")),
-                    (true, false) => Some(("b", "a")),
-                    _ => None,
-                })
-            })
-            .await?
-        }
-    };
+    // One block: the whole of the test's range.
+    let mut cluster = TestCluster::start(1, &["--node-cidr-mask-size", "16"], &["a"], &[]).await?;
+    let range = cluster.pod_ranges.range.clone();
+    assert_eq!(pod_cidr(&cluster, "a").await?, range);
+    // b registers, but gets no block, and does not heartbeat meanwhile.
+    cluster.add_agent("b", &[])?;
+    let (holder, waiter) = ("a", "b");
     let out = wait_until(
         Duration::from_secs(10),
         "the waiting node's condition and event",
@@ -81,7 +70,8 @@ async fn a_node_waits_for_a_free_block_and_says_why() -> Result<()> {
     let out = ctl(&cluster.servers(), &["delete", "node", holder], "").await;
     ensure!(out.ok(), "{out:?}");
     let got = wait_pod_cidr(&cluster, waiter).await.context("the freed block")?;
-    assert_eq!(got, "10.42.0.0/24");
+    assert_eq!(got, range);
+    cluster.wait_node_ready(waiter, true).await?;
     wait_until(Duration::from_secs(10), "the condition to go", || async {
         let node = Api::<Node>::all(&cluster.client()).get(waiter).await?;
         let marked = node

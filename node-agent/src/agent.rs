@@ -67,7 +67,7 @@ pub async fn run(
     let data_dir = data_dir(&config, &facts.name)?;
     let token = CancellationToken::new();
     let runtime = Arc::new(
-        Docker::connect(&config.docker_host, &config.network)
+        Docker::connect(&config.docker_host, &config.network, container_labels.clone())
             .await
             .map_err(|e| AgentError::Config(e.to_string()))?,
     );
@@ -123,6 +123,12 @@ pub fn start<R: ContainerRuntime>(
             return;
         };
         let _ = shared.cluster_id.set(cluster_id);
+        // No heartbeat before the pod range: the node stays out of the
+        // scheduler's reach until it can give its pods addresses.
+        let Some(pod_range) = node::pod_range(&shared.client, &facts.name, &token).await else {
+            return;
+        };
+        let _ = shared.pod_range.set(pod_range);
         tokio::spawn(node::heartbeat(
             shared.clone(),
             facts.clone(),
@@ -139,8 +145,9 @@ pub fn start<R: ContainerRuntime>(
 
 /// Before the pods: learns the agent's identity (waiting for the runtime),
 /// starts removing its containers of clusters it no longer belongs to,
-/// and, in a container, joins the pod network at once (adopted pods are
-/// probed before any new sandbox would prepare it). False when cancelled.
+/// and prepares the pod network on the node's pod range (in a container,
+/// joining it: adopted pods are probed before any new sandbox would
+/// prepare it). False when cancelled.
 async fn settle_in<R: ContainerRuntime>(shared: &Arc<Context<R>>, token: &CancellationToken) -> bool {
     let own = loop {
         match shared.runtime.own_container().await {
@@ -158,9 +165,11 @@ async fn settle_in<R: ContainerRuntime>(shared: &Arc<Context<R>>, token: &Cancel
     tracing::info!(identity = %identity, "agent identity (labels its containers)");
     let _ = shared.identity.set(identity);
     tokio::spawn(remove_stale(shared.clone(), token.clone()));
-    if own.is_some() {
-        if let Err(e) = shared.runtime.prepare().await {
-            tracing::warn!(error = %e, "cannot prepare the pod network yet; will retry with the first pod");
+    // The pod network at once: a wrong one is reported now, not at the
+    // first pod, and in a container adopted pods are probed through it.
+    if let Some(pod_range) = shared.pod_range.get() {
+        if let Err(e) = shared.runtime.prepare(*pod_range).await {
+            tracing::error!(error = %e, "cannot prepare the pod network; every pod start retries it and fails with this reason until it is fixed");
         }
     }
     true
@@ -198,7 +207,7 @@ async fn remove_stale<R: ContainerRuntime>(shared: Arc<Context<R>>, token: Cance
 pub async fn cleanup(config: AgentConfig) -> Result<usize, AgentError> {
     let facts = NodeFacts::gather(&config, config.listen).map_err(AgentError::Config)?;
     let data_dir = data_dir(&config, &facts.name)?;
-    let runtime = Docker::connect(&config.docker_host, &config.network)
+    let runtime = Docker::connect(&config.docker_host, &config.network, HashMap::new())
         .await
         .map_err(|e| AgentError::Config(e.to_string()))?;
     let own = runtime

@@ -13,6 +13,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use bosun_proto::api::{ConfigMap, Pod, Secret};
 use bosun_proto::client::{reflect, Api, Client, Store, Watcher};
+use bosun_proto::net::Cidr;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::Recorder;
@@ -97,6 +98,10 @@ pub struct Context<R> {
     pub node: String,
     /// The cluster's id, learnt at registration; labels every container.
     pub cluster_id: OnceLock<String>,
+    /// The node's pod range (`spec.podCIDR`), given by the leader after
+    /// registration; the pod network's subnet. Set before the pod manager
+    /// starts.
+    pub pod_range: OnceLock<Cidr>,
     pub data: DataDir,
     /// The agent's identity on its engine ([`crate::cleanup::identity`]),
     /// known once the runtime answered; labels every container. Set before
@@ -146,6 +151,7 @@ impl<R> Context<R> {
             reporter: Reporter::start(client.clone(), token.clone()),
             node,
             cluster_id: OnceLock::new(),
+            pod_range: OnceLock::new(),
             data,
             identity: OnceLock::new(),
             runtime,

@@ -13,6 +13,7 @@ use bosun_proto::api::{
     NodeSystemInfo, ObjectMeta, Quantity as ApiQuantity, Taint,
 };
 use bosun_proto::client::{Api, Client, ClientError, PostParams};
+use bosun_proto::net::Cidr;
 use bosun_proto::quantity::{format_bytes, format_cpu_millis, Quantity};
 use bosun_proto::validate;
 use tokio_util::sync::CancellationToken;
@@ -249,6 +250,37 @@ async fn try_register(client: Client, facts: &NodeFacts, runtime_version: &str) 
             node.status = Some(status);
             nodes.update_status(node).await?;
             Ok(())
+        }
+    }
+}
+
+/// The node's pod range, once the leader has given it one (see the
+/// masters' node IPAM): polled, as it comes once, soon after registration.
+/// `None` if cancelled first.
+pub async fn pod_range(client: &Client, node: &str, token: &CancellationToken) -> Option<Cidr> {
+    let nodes = Api::<api::Node>::all(client);
+    let mut told = false;
+    loop {
+        match nodes.get(node).await {
+            Ok(found) => {
+                let text = found.spec.map(|s| s.pod_cidr).unwrap_or_default();
+                match text.parse::<Cidr>() {
+                    Ok(range) => {
+                        tracing::info!(node, pod_range = %range, "the node's pod range");
+                        return Some(range);
+                    }
+                    Err(_) if !told => {
+                        tracing::info!(node, "waiting for the leader to give the node a pod range (if it waits long, see the node's NetworkUnavailable condition)");
+                        told = true;
+                    }
+                    Err(_) => {}
+                }
+            }
+            Err(e) => tracing::debug!(node, error = %e, "cannot read the node yet"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(100)) => {}
+            () = token.cancelled() => return None,
         }
     }
 }

@@ -276,8 +276,10 @@ impl<R: ContainerRuntime> Worker<R> {
             ..Default::default()
         };
         let runtime = &self.shared.runtime;
+        let pod_range = self.shared.pod_range.get().copied();
         let result = async {
-            runtime.prepare().await?;
+            let pod_range = pod_range.ok_or_else(|| RuntimeError::Failed("this node has no pod range yet".into()))?;
+            runtime.prepare(pod_range).await?;
             let id = runtime.create_container(&container).await?;
             if let Err(e) = runtime.start_container(&id).await {
                 let _ = runtime.remove_container(&id).await;

@@ -16,13 +16,14 @@ use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
 use bollard::exec::{StartExecOptions, StartExecResults};
 use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, ExecConfig, HostConfig,
+    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, ExecConfig, HostConfig, Ipam, IpamConfig,
     NetworkConnectRequest, NetworkCreateRequest, PortBinding,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder, ListContainersOptionsBuilder,
     LogsOptionsBuilder, RemoveContainerOptionsBuilder, ResizeExecOptionsBuilder, StopContainerOptionsBuilder,
 };
+use bosun_proto::net::Cidr;
 use futures::{Stream, StreamExt, TryStreamExt};
 
 use super::{
@@ -40,9 +41,12 @@ const FALLBACK_API_MINOR: usize = 41;
 pub struct Docker {
     client: bollard::Docker,
     network: String,
+    /// On the pod network, beside [`labels::MANAGED`].
+    network_labels: HashMap<String, String>,
     /// Held while preparing, so concurrent sandboxes never create the
-    /// network twice (older engines allow duplicate names).
-    prepared: tokio::sync::Mutex<bool>,
+    /// network twice (older engines allow duplicate names); the pod range
+    /// it was prepared for.
+    prepared: tokio::sync::Mutex<Option<Cidr>>,
     /// The agent's own container on this engine, looked up once when the
     /// engine first answers (it does not change while the agent runs).
     own: tokio::sync::OnceCell<Option<OwnContainer>>,
@@ -90,7 +94,7 @@ impl Docker {
     ///
     /// # Errors
     /// [`RuntimeError::Failed`] for a malformed `host`.
-    pub async fn connect(host: &str, network: &str) -> Result<Docker> {
+    pub async fn connect(host: &str, network: &str, network_labels: HashMap<String, String>) -> Result<Docker> {
         let path = host.strip_prefix("unix://").unwrap_or(host);
         let fallback = bollard::ClientVersion {
             major_version: 1,
@@ -109,7 +113,8 @@ impl Docker {
         Ok(Docker {
             client,
             network: network.to_string(),
-            prepared: tokio::sync::Mutex::new(false),
+            network_labels,
+            prepared: tokio::sync::Mutex::new(None),
             own: tokio::sync::OnceCell::new(),
         })
     }
@@ -217,16 +222,49 @@ impl Docker {
         }
     }
 
-    async fn ensure_network(&self) -> Result<()> {
+    /// The pod network: a bridge on exactly the node's pod range (gateway
+    /// at its first address), so every pod address is unique in the
+    /// cluster. One of that name on another subnet is refused.
+    async fn ensure_network(&self, pod_range: Cidr) -> Result<()> {
+        let wrong_subnet = |subnets: Vec<String>| {
+            RuntimeError::Failed(format!(
+                "the Docker network {:?} has subnet {}, but this node's pod range is {pod_range}: remove the network (`docker network rm {}`, or `node-agent --cleanup`) or give the agent another --network",
+                self.network,
+                if subnets.is_empty() { "chosen by Docker".to_string() } else { subnets.join(", ") },
+                self.network
+            ))
+        };
+        let subnets_of = |ipam: Option<Ipam>| -> Vec<String> {
+            ipam.and_then(|i| i.config)
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|c| c.subnet)
+                .collect()
+        };
         match self.client.inspect_network(&self.network, None).await {
-            Ok(_) => return Ok(()),
+            Ok(network) => {
+                let subnets = subnets_of(network.ipam);
+                let ours = subnets.len() == 1 && subnets[0].parse::<Cidr>().ok() == Some(pod_range);
+                return if ours { Ok(()) } else { Err(wrong_subnet(subnets)) };
+            }
             Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => {}
             Err(e) => return Err(classify(e)),
         }
+        let mut network_labels = self.network_labels.clone();
+        network_labels.insert(labels::MANAGED.to_string(), "true".to_string());
         let request = NetworkCreateRequest {
             name: self.network.clone(),
             driver: Some("bridge".into()),
-            labels: Some(HashMap::from([(labels::MANAGED.to_string(), "true".to_string())])),
+            labels: Some(network_labels),
+            ipam: Some(Ipam {
+                driver: Some("default".into()),
+                config: Some(vec![IpamConfig {
+                    subnet: Some(pod_range.to_string()),
+                    gateway: pod_range.gateway().map(|g| g.to_string()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         match self.client.create_network(request).await {
@@ -312,13 +350,13 @@ impl ContainerRuntime for Docker {
         Ok(format!("docker://{}", version.version.unwrap_or_default()))
     }
 
-    async fn prepare(&self) -> Result<()> {
+    async fn prepare(&self, pod_range: Cidr) -> Result<()> {
         let mut prepared = self.prepared.lock().await;
-        if !*prepared {
-            self.ensure_network().await?;
+        if *prepared != Some(pod_range) {
+            self.ensure_network(pod_range).await?;
             self.join_network().await?;
             self.ensure_sandbox_image().await?;
-            *prepared = true;
+            *prepared = Some(pod_range);
         }
         Ok(())
     }

@@ -159,7 +159,7 @@ impl ContainerRuntime for FakeRuntime {
         Ok("fake://1.0".into())
     }
 
-    async fn prepare(&self) -> Result<()> {
+    async fn prepare(&self, _pod_range: bosun_proto::net::Cidr) -> Result<()> {
         self.call("prepare".into())
     }
 

@@ -180,9 +180,10 @@ pub enum ExecOutput {
 pub trait ContainerRuntime: Send + Sync + 'static {
     /// "docker://28.2.2"-style name and version; also a liveness check.
     async fn version(&self) -> Result<String>;
-    /// Prepares what pods need: the pod network (joined by the agent's own
-    /// container, when it runs in one) and the sandbox image.
-    async fn prepare(&self) -> Result<()>;
+    /// Prepares what pods need: the pod network on the node's pod range
+    /// (joined by the agent's own container, when it runs in one) and the
+    /// sandbox image.
+    async fn prepare(&self, pod_range: bosun_proto::net::Cidr) -> Result<()>;
     /// The container the agent runs in on this runtime, or `None` when it
     /// runs on the host (or in a container of another engine).
     async fn own_container(&self) -> Result<Option<OwnContainer>>;

@@ -27,7 +27,7 @@ fn context(runtime: Arc<FakeRuntime>, token: &CancellationToken) -> Arc<Context<
 }
 
 fn context_with(runtime: Arc<FakeRuntime>, caches: Caches, token: &CancellationToken) -> Arc<Context<FakeRuntime>> {
-    Context::new(
+    let context = Context::new(
         Parts {
             node: "node-a".into(),
             host_ip: "192.0.2.1".into(),
@@ -44,7 +44,9 @@ fn context_with(runtime: Arc<FakeRuntime>, caches: Caches, token: &CancellationT
             container_labels: HashMap::new(),
         },
         token,
-    )
+    );
+    let _ = context.pod_range.set("10.42.0.0/24".parse().expect("a range"));
+    context
 }
 
 fn pod(uid: &str, restart_policy: &str) -> Arc<Pod> {

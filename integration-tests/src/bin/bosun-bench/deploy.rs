@@ -115,7 +115,7 @@ pub async fn run(args: DeployArgs) -> Result<()> {
         args.replicas,
         ms(floors[0])
     );
-    let pods_floor = pod_floor(&docker, args.replicas, &run, &cluster.network).await?;
+    let pods_floor = pod_floor(&docker, args.replicas, &run, &cluster.network(AGENT)).await?;
     println!(
         "engine floor for pods: {} sandboxes + containers at once in {}",
         args.replicas,
@@ -341,15 +341,21 @@ async fn node_loss() -> Result<NodeLoss> {
 }
 
 /// Stops a cluster (its processes and containers go), then makes sure
-/// its network goes too: the engine has been seen to refuse the removal
+/// its networks go too: the engine has been seen to refuse the removal
 /// ("active endpoints") with no container left on it.
 async fn stop_cluster(cluster: TestCluster) {
-    let network = cluster.network.clone();
+    let networks: Vec<String> = cluster.agents.iter().map(|a| cluster.network(&a.name)).collect();
     drop(cluster);
+    for network in networks {
+        remove_network(&network).await;
+    }
+}
+
+async fn remove_network(network: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let output = tokio::process::Command::new("docker")
-            .args(["network", "rm", &network])
+            .args(["network", "rm", network])
             .output()
             .await;
         let error = match output {

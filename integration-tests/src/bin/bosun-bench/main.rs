@@ -16,6 +16,10 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+/// Master flags for the simulated clusters of a thousand nodes and more:
+/// the default pod ranges (10.42.0.0/16 in /24 blocks) hold 256 nodes.
+pub const WIDE_POD_RANGES: [&str; 2] = ["--cluster-cidr", "10.0.0.0/8"];
+
 mod deploy;
 mod pod_watch;
 mod pods;

@@ -229,7 +229,7 @@ pub async fn run(args: PodsArgs) -> Result<()> {
         args.pods,
         ms(floor_after)
     );
-    let pods_floor = pod_floor(&docker, args.pods, &cluster.run, &cluster.network).await?;
+    let pods_floor = pod_floor(&docker, args.pods, &cluster.run, &cluster.network("bench-node")).await?;
     println!(
         "engine floor for pods: {} sandboxes and {} containers in their namespaces, at once, in {}",
         args.pods,

@@ -396,7 +396,8 @@ pub async fn run(args: ScheduleArgs) -> Result<()> {
     if args.in_process {
         return in_process(&args);
     }
-    let flags: Vec<&str> = args.master_flag.iter().map(String::as_str).collect();
+    let mut flags: Vec<&str> = crate::WIDE_POD_RANGES.to_vec();
+    flags.extend(args.master_flag.iter().map(String::as_str));
     let masters = MasterCluster::start(3, &flags).await?;
     let leader = masters.leader().await?;
     let leader_pid = masters.masters[leader].pid().context("leader pid")?;

@@ -62,7 +62,7 @@ pub fn spawn_simulator(addrs: &[String], nodes: usize) -> Result<(Child, tempfil
 }
 
 pub async fn run(args: SimulateArgs) -> Result<()> {
-    let masters = MasterCluster::start(3, &[]).await?;
+    let masters = MasterCluster::start(3, &crate::WIDE_POD_RANGES).await?;
     let leader = masters.leader().await?;
     let mut order: Vec<usize> = (0..masters.masters.len()).collect();
     if args.via_follower {
