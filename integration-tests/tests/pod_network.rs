@@ -5,10 +5,11 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use bosun_integration_tests::agents::TestCluster;
+use bosun_integration_tests::agents::{TestCluster, TEST_IMAGE, TEST_LABEL};
 use bosun_integration_tests::{bin_dir, ctl, wait_until};
-use bosun_proto::api::Node;
+use bosun_proto::api::{Node, Pod};
 use bosun_proto::client::Api;
+use bosun_proto::net::Cidr;
 
 async fn pod_cidr(cluster: &TestCluster, name: &str) -> Result<String> {
     let node = Api::<Node>::all(&cluster.client()).get(name).await?;
@@ -102,5 +103,62 @@ fn bad_pod_range_flags_stop_the_master_with_the_reason() -> Result<()> {
         let stderr = String::from_utf8_lossy(&out.stderr);
         ensure!(!out.status.success() && stderr.contains(reason), "{flags:?}: {stderr}");
     }
+    Ok(())
+}
+
+fn pod_on(name: &str, node: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  nodeName: {node}\n  terminationGracePeriodSeconds: 1\n  containers: [{{name: app, image: {TEST_IMAGE}, imagePullPolicy: Never, command: [sleep, \"3600\"]}}]\n"
+    )
+}
+
+#[tokio::test]
+async fn pods_take_addresses_from_their_node_s_block_and_a_network_on_another_subnet_is_refused() -> Result<()> {
+    let mut cluster = TestCluster::start(1, &[], &["a"], &[]).await?;
+    let block: Cidr = wait_pod_cidr(&cluster, "a").await?.parse()?;
+    let out = ctl(&cluster.servers(), &["apply", "-f", "-"], &pod_on("on-a", "a")).await;
+    ensure!(out.ok(), "{out:?}");
+    let pods = Api::<Pod>::namespaced(&cluster.client(), "default");
+    let ip = wait_until(Duration::from_secs(30), "on-a to run with an address", || async {
+        let pod = pods.get("on-a").await?;
+        let ip = pod.status.map(|s| s.pod_ip).unwrap_or_default();
+        Ok((!ip.is_empty()).then_some(ip))
+    })
+    .await?;
+    ensure!(block.contains(ip.parse()?), "{ip} is not in the node's block {block}");
+
+    // A network of node b's name already there, on a subnet Docker chose.
+    let made = std::process::Command::new("docker")
+        .args(["network", "create", "--label"])
+        .arg(format!("{TEST_LABEL}={}", cluster.run))
+        .arg(cluster.network("b"))
+        .output()?;
+    ensure!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    cluster.join_agent("b", &[]).await?;
+    let out = ctl(&cluster.servers(), &["apply", "-f", "-"], &pod_on("on-b", "b")).await;
+    ensure!(out.ok(), "{out:?}");
+    let message = wait_until(Duration::from_secs(30), "on-b to fail with the reason", || async {
+        let pod = pods.get("on-b").await?;
+        let waiting = pod
+            .status
+            .unwrap_or_default()
+            .container_statuses
+            .into_iter()
+            .find_map(|c| c.state.and_then(|s| s.waiting));
+        Ok(waiting.filter(|w| w.message.contains("has subnet")).map(|w| w.message))
+    })
+    .await;
+    let message = match message {
+        Ok(message) => message,
+        Err(e) => {
+            let out = ctl(&cluster.servers(), &["describe", "pod", "on-b"], "").await;
+            anyhow::bail!("{e}: {}", out.stdout)
+        }
+    };
+    let b_block = pod_cidr(&cluster, "b").await?;
+    ensure!(
+        message.contains(&b_block) && message.contains("docker network rm"),
+        "{message}"
+    );
     Ok(())
 }
