@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use bosun_integration_tests::agents::{TestCluster, TEST_IMAGE, TEST_LABEL};
 use bosun_integration_tests::{bin_dir, ctl, wait_until};
-use bosun_proto::api::{Node, Pod};
-use bosun_proto::client::Api;
+use bosun_proto::api::{EventType, Node, Pod};
+use bosun_proto::client::{Api, WatchParams};
 use bosun_proto::net::Cidr;
 
 async fn pod_cidr(cluster: &TestCluster, name: &str) -> Result<String> {
@@ -48,6 +48,37 @@ async fn every_node_gets_a_block_of_its_own_and_keeps_it() -> Result<()> {
     Ok(())
 }
 
+/// A Node deleted while its agent runs is registered again by the agent,
+/// with the block its pods hold addresses in.
+#[tokio::test]
+async fn a_node_deleted_under_its_agent_comes_back_with_its_block() -> Result<()> {
+    let cluster = TestCluster::start(1, &[], &["a", "b"], &[]).await?;
+    let block = wait_pod_cidr(&cluster, "b").await?;
+    let params = WatchParams {
+        field_selector: "metadata.name=b".into(),
+        ..Default::default()
+    };
+    let mut changes = Api::<Node>::all(&cluster.client()).watch(&params).await?;
+    let out = ctl(&cluster.servers(), &["delete", "node", "b"], "").await;
+    ensure!(out.ok(), "{out:?}");
+    // Created again with its block (not given one anew by the leader,
+    // which would offer this same lowest free block).
+    let created = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let change = changes.message().await?.context("the watch ended")?;
+            if change.r#type() == EventType::Added {
+                return anyhow::Ok(change.object.context("an object")?);
+            }
+        }
+    })
+    .await
+    .context("b was not registered again")??;
+    let again = Node::try_from(created)?.spec.map(|s| s.pod_cidr).unwrap_or_default();
+    ensure!(again == block, "b came back with {again:?}, not {block}");
+    cluster.wait_node_ready("b", true).await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_node_waits_for_a_free_block_and_says_why() -> Result<()> {
     // One block: the whole of the test's range.
@@ -67,7 +98,8 @@ async fn a_node_waits_for_a_free_block_and_says_why() -> Result<()> {
     )
     .await?;
     ensure!(out.stdout.contains("used up"), "{}", out.stdout);
-    // The holder goes: the waiting node gets its block.
+    // The holder goes (its host is gone): the waiting node gets its block.
+    cluster.kill_agent(holder)?;
     let out = ctl(&cluster.servers(), &["delete", "node", holder], "").await;
     ensure!(out.ok(), "{out:?}");
     let got = wait_pod_cidr(&cluster, waiter).await.context("the freed block")?;

@@ -116,7 +116,7 @@ pub fn start<R: ContainerRuntime>(
 ) {
     tokio::spawn(async move {
         let runtime_version = shared.runtime.version().await.unwrap_or_default();
-        if !node::register(&shared.client, &facts, &runtime_version, &token).await {
+        if !node::register(&shared.client, &facts, &runtime_version, None, &token).await {
             return;
         }
         let Some(cluster_id) = node::cluster_id(&shared.client, &token).await else {

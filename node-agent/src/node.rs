@@ -190,11 +190,19 @@ fn host_memory_bytes() -> i64 {
 }
 
 /// Creates or refreshes the Node object, retrying until it succeeds.
+/// A node registering again after its Node was deleted asks for the pod
+/// range it already uses (`pod_range`), which its pods hold addresses in.
 /// Returns false if cancelled first.
-pub async fn register(client: &Client, facts: &NodeFacts, runtime_version: &str, token: &CancellationToken) -> bool {
+pub async fn register(
+    client: &Client,
+    facts: &NodeFacts,
+    runtime_version: &str,
+    pod_range: Option<Cidr>,
+    token: &CancellationToken,
+) -> bool {
     let mut delay = Duration::from_millis(200);
     loop {
-        match try_register(client.clone(), facts, runtime_version).await {
+        match try_register(client.clone(), facts, runtime_version, pod_range).await {
             Ok(()) => {
                 tracing::info!(node = %facts.name, "node registered");
                 return true;
@@ -209,7 +217,12 @@ pub async fn register(client: &Client, facts: &NodeFacts, runtime_version: &str,
     }
 }
 
-async fn try_register(client: Client, facts: &NodeFacts, runtime_version: &str) -> Result<(), ClientError> {
+async fn try_register(
+    client: Client,
+    facts: &NodeFacts,
+    runtime_version: &str,
+    pod_range: Option<Cidr>,
+) -> Result<(), ClientError> {
     let nodes = Api::<api::Node>::all(&client);
     let mut status = facts.status(runtime_version);
     match nodes.get_opt(&facts.name).await? {
@@ -229,12 +242,29 @@ async fn try_register(client: Client, facts: &NodeFacts, runtime_version: &str) 
                 }),
                 spec: Some(NodeSpec {
                     taints: facts.taints.clone(),
+                    pod_cidr: pod_range.map(|r| r.to_string()).unwrap_or_default(),
+                    pod_cidrs: pod_range.map(|r| r.to_string()).into_iter().collect(),
                     ..Default::default()
                 }),
                 status: Some(status),
                 ..Default::default()
             };
-            nodes.create(&PostParams::default(), node).await?;
+            match nodes.create(&PostParams::default(), node.clone()).await {
+                // Another node took the range meanwhile: register without
+                // one; this node's pods keep addresses that now overlap.
+                Err(e) if pod_range.is_some() && e.code() == Some(tonic::Code::Aborted) => {
+                    tracing::error!(node = %facts.name, error = %e, "this node's pod range went to another node while its Node was deleted; its pods keep addresses in it: drain it and restart the agent");
+                    let mut node = node;
+                    if let Some(spec) = node.spec.as_mut() {
+                        spec.pod_cidr.clear();
+                        spec.pod_cidrs.clear();
+                    }
+                    nodes.create(&PostParams::default(), node).await?;
+                }
+                other => {
+                    other?;
+                }
+            }
             Ok(())
         }
         Some(mut node) => {
@@ -349,7 +379,8 @@ pub async fn heartbeat<R: ContainerRuntime>(
             .await;
         match sent {
             Err(e) if e.code() == Some(tonic::Code::NotFound) => {
-                register(&shared.client, &facts, &runtime_version, &token).await;
+                let pod_range = shared.pod_range.get().copied();
+                register(&shared.client, &facts, &runtime_version, pod_range, &token).await;
             }
             Err(e) => tracing::debug!(error = %e, "heartbeat not delivered"),
             Ok(_) => {}
