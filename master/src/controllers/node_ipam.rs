@@ -152,7 +152,8 @@ fn waiting(objects: &Objects) -> Vec<Node> {
         .collect();
     nodes.sort_by_key(|n| {
         let meta = n.metadata.clone().unwrap_or_default();
-        (meta.resource_version, meta.name)
+        let created = meta.creation_timestamp.map_or((0, 0), |t| (t.seconds, t.nanos));
+        (created, meta.name)
     });
     nodes
 }
