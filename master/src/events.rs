@@ -4,6 +4,7 @@
 //! the leader, so events cannot grow its (in-memory) event store without
 //! bound. The store itself is [`crate::store::Events`].
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -15,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admission::{admit_new, now_seconds};
 use crate::replica::Replica;
-use crate::store::Objects;
+use crate::store::{Objects, BUILT_IN_NAMESPACES};
 
 /// Most deletions proposed at once by one sweep.
 const EXPIRE_BATCH: usize = 1024;
@@ -31,29 +32,21 @@ pub fn create_command(event: Object) -> Option<Command> {
     })
 }
 
-/// The events of `objects` last seen before `now - ttl`, as
-/// `(namespace, name, resourceVersion)`. An event is last seen at its
-/// `lastTimestamp`, else its `firstTimestamp`, else its creation.
-pub fn expired(objects: &Objects, now: SystemTime, ttl: Duration) -> Vec<(String, String, u64)> {
-    let Some(cutoff) = now.checked_sub(ttl) else {
-        return Vec::new();
+/// `(namespace, name, resourceVersion)` of `object` if it is an event
+/// last seen before `cutoff`: at its `lastTimestamp`, else its
+/// `firstTimestamp`, else its creation.
+pub fn expired(object: &Object, cutoff: SystemTime) -> Option<(String, String, u64)> {
+    let Some(Resource::Event(event)) = object.resource.as_ref() else {
+        return None;
     };
-    objects
-        .list(Kind::Event, None)
-        .filter_map(|object| {
-            let Some(Resource::Event(event)) = object.resource.as_ref() else {
-                return None;
-            };
-            let meta = event.metadata.as_ref()?;
-            let seen = event
-                .last_timestamp
-                .as_ref()
-                .or(event.first_timestamp.as_ref())
-                .or(meta.creation_timestamp.as_ref())?;
-            let seen = SystemTime::try_from(*seen).ok()?;
-            (seen < cutoff).then(|| (meta.namespace.clone(), meta.name.clone(), meta.resource_version))
-        })
-        .collect()
+    let meta = event.metadata.as_ref()?;
+    let seen = event
+        .last_timestamp
+        .as_ref()
+        .or(event.first_timestamp.as_ref())
+        .or(meta.creation_timestamp.as_ref())?;
+    let seen = SystemTime::try_from(*seen).ok()?;
+    (seen < cutoff).then(|| (meta.namespace.clone(), meta.name.clone(), meta.resource_version))
 }
 
 /// How often the leader looks for expired events: a quarter of the TTL,
@@ -77,8 +70,14 @@ pub async fn expire(replica: Arc<Replica>, ttl: Duration, token: CancellationTok
             _ = tick.tick() => {}
             () = token.cancelled() => break,
         }
-        let mut gone = expired(&store.read().objects, SystemTime::now(), ttl);
-        gone.extend(orphaned(&store.read().objects, &replica.store.read().objects));
+        let cutoff = SystemTime::now().checked_sub(ttl);
+        let namespaces = existing_namespaces(&replica.store.read().objects);
+        let gone = store.scan(|event| {
+            let version = event.metadata().map_or(0, |m| m.resource_version);
+            let orphan = (!namespaces.contains(event.namespace()))
+                .then(|| (event.namespace().to_string(), event.name().to_string(), version));
+            cutoff.and_then(|cutoff| expired(&event, cutoff)).or(orphan)
+        });
         if !gone.is_empty() {
             tracing::debug!(events = gone.len(), "deleting expired events");
         }
@@ -107,17 +106,17 @@ pub async fn expire(replica: Arc<Replica>, ttl: Duration, token: CancellationTok
     replica.events.close();
 }
 
-/// The events in `events` whose namespace `replicated` no longer has, as
-/// `(namespace, name, resourceVersion)`.
-fn orphaned(events: &Objects, replicated: &Objects) -> Vec<(String, String, u64)> {
-    events
-        .list(Kind::Event, None)
-        .filter(|event| !replicated.namespace_exists(event.namespace()))
-        .map(|event| {
-            let version = event.metadata().map_or(0, |m| m.resource_version);
-            (event.namespace().to_string(), event.name().to_string(), version)
-        })
-        .collect()
+/// The namespaces events may be kept in: the built-in ones and those
+/// that exist and are not being deleted.
+fn existing_namespaces(replicated: &Objects) -> HashSet<String> {
+    let mut names: HashSet<String> = BUILT_IN_NAMESPACES.iter().map(|n| n.to_string()).collect();
+    names.extend(
+        replicated
+            .list(Kind::Namespace, None)
+            .map(|ns| ns.name().to_string())
+            .filter(|name| replicated.namespace_exists(name)),
+    );
+    names
 }
 
 /// Records `events` (each validated and stamped; one that does not
@@ -182,7 +181,14 @@ mod tests {
             ]
             .map(Object::from),
         );
-        let mut names: Vec<String> = expired(&objects, SystemTime::now(), Duration::from_secs(3600))
+        let expired_all = |ttl: Duration| -> Vec<(String, String, u64)> {
+            let cutoff = SystemTime::now() - ttl;
+            objects
+                .list(Kind::Event, None)
+                .filter_map(|o| expired(o, cutoff))
+                .collect()
+        };
+        let mut names: Vec<String> = expired_all(Duration::from_secs(3600))
             .into_iter()
             .map(|(namespace, name, resource_version)| {
                 assert_eq!(namespace, "default");
@@ -192,7 +198,7 @@ mod tests {
             .collect();
         names.sort();
         assert_eq!(names, ["old", "only-first-old"]);
-        assert!(expired(&objects, SystemTime::now(), Duration::from_secs(3 * 3600)).is_empty());
+        assert!(expired_all(Duration::from_secs(3 * 3600)).is_empty());
     }
 
     #[test]

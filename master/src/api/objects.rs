@@ -34,7 +34,7 @@ use tonic::{Code, Request, Response, Status};
 use super::{command_outcome, replica_status};
 use crate::admission::{admit_new, now_seconds, prepare, prepare_status};
 use crate::replica::Replica;
-use crate::store::{describe, watch_event, Delivery, Expired, Filter, Propagation, Store};
+use crate::store::{describe, watch_event, Delivery, Expired, Filter, OpenEvents, Propagation, Store};
 
 /// Events a watch may have queued for a slow client before it waits.
 const WATCH_BUFFER: usize = 256;
@@ -79,7 +79,7 @@ impl ObjectsService {
     /// service otherwise (with the request as it came).
     async fn at_events<T, H, F, FF>(&self, here: H, there: F) -> Result<T, Status>
     where
-        H: Fn(Arc<Store>) -> Result<T, Status>,
+        H: Fn(Arc<OpenEvents>) -> Result<T, Status>,
         F: Fn(ObjectsClient<Channel>) -> FF,
         FF: Future<Output = Result<T, Status>>,
     {
@@ -163,11 +163,12 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchEvent, Status>> + Send>
 fn get_from(store: &Store, kind: Kind, namespace: &str, name: &str) -> Result<Object, Status> {
     match store.read().objects.get(kind, namespace, name) {
         Some(object) => Ok((**object).clone()),
-        None => Err(Status::not_found(format!(
-            "{} not found",
-            describe(kind, namespace, name)
-        ))),
+        None => Err(not_found(kind, namespace, name)),
     }
+}
+
+fn not_found(kind: Kind, namespace: &str, name: &str) -> Status {
+    Status::not_found(format!("{} not found", describe(kind, namespace, name)))
 }
 
 /// The objects of `kind` (in `namespace`, or all) in `store` that `filter`
@@ -262,7 +263,11 @@ impl Objects for ObjectsService {
         let kind = parse_kind(&request.kind)?;
         let namespace = namespace_for(kind, &request.namespace);
         if kind == Kind::Event {
-            let here = |store: Arc<Store>| get_from(&store, kind, &namespace, &request.name);
+            let here = |events: Arc<OpenEvents>| {
+                events
+                    .get(&namespace, &request.name)
+                    .ok_or_else(|| not_found(kind, &namespace, &request.name))
+            };
             let there = |mut client: ObjectsClient<Channel>| {
                 let request = self.to_leader(request.clone());
                 async move { client.get(request).await.map(Response::into_inner) }
@@ -284,7 +289,7 @@ impl Objects for ObjectsService {
             fields: parse_fields(&request.field_selector)?,
         };
         if kind == Kind::Event {
-            let here = |store: Arc<Store>| Ok(list_from(&store, kind, namespace, &filter));
+            let here = |events: Arc<OpenEvents>| Ok(events.list(namespace, &filter));
             let there = |mut client: ObjectsClient<Channel>| {
                 let request = self.to_leader(request.clone());
                 async move { client.list(request).await.map(Response::into_inner) }
@@ -431,7 +436,8 @@ impl Objects for ObjectsService {
             fields: parse_fields(&request.field_selector)?,
         };
         if kind == Some(Kind::Event) {
-            let here = |store: Arc<Store>| self.watch_store(store, filter.clone(), request.since_revision);
+            let here =
+                |events: Arc<OpenEvents>| self.watch_store(events.store(), filter.clone(), request.since_revision);
             let there = |mut client: ObjectsClient<Channel>| {
                 let request = request.clone();
                 async move {

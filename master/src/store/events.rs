@@ -9,21 +9,99 @@
 //! same events. When leadership moves, the new leader starts with none:
 //! what the agents and controllers record from then on.
 //!
-//! The store is a [`Store`] like the replicated one (the same objects,
-//! history and watches), with revisions of its own: each store starts
+//! The store keeps each event encoded (about 300 bytes, where a decoded
+//! one takes 1.2 KiB), decoded when read: events are many and seldom read.
+//! Writes apply through the replicated store's own rules (an [`Objects`]
+//! holding the one event a command touches), and watches follow a
+//! [`Store`] like the replicated one (history and live watches; its
+//! objects stay empty), with revisions of its own: each store starts
 //! above every revision an earlier one gave out (at the time in
 //! microseconds), and a watch carried over from another leader's store
 //! finds its revision expired and lists again.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use bosun_proto::api::object::Resource;
+use bosun_proto::api::{ListResponse, Object};
 use bosun_proto::internal::command::Op;
 use bosun_proto::internal::{command_result, rejection, Command, CommandResult, Rejection};
 use bosun_proto::Kind;
+use prost::Message;
 
-use super::{HistoryEvent, Objects, State, Store};
+use super::{Filter, HistoryEvent, Objects, State, Store};
+
+/// Every event, encoded, by `(namespace, name)`.
+type Encoded = BTreeMap<(String, String), Box<[u8]>>;
+
+/// One leader's events while it leads.
+pub struct Open {
+    /// History and watches; its objects stay empty.
+    store: Arc<Store>,
+    encoded: Mutex<Encoded>,
+}
+
+impl Open {
+    /// What watches follow.
+    pub fn store(&self) -> Arc<Store> {
+        self.store.clone()
+    }
+
+    fn events(&self) -> MutexGuard<'_, Encoded> {
+        self.encoded.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn get(&self, namespace: &str, name: &str) -> Option<Object> {
+        let events = self.events();
+        let bytes = events.get(&(namespace.to_string(), name.to_string()))?;
+        Object::decode(&bytes[..]).ok()
+    }
+
+    /// The events (in `namespace`, or all) that `filter` passes, with the
+    /// store's revision.
+    pub fn list(&self, namespace: Option<&str>, filter: &Filter) -> ListResponse {
+        let events = self.events();
+        let revision = self.store.read().revision();
+        let items = self.scan_locked(&events, namespace, |object| filter.matches(&object).then_some(object));
+        ListResponse { items, revision }
+    }
+
+    /// `f` of every event, each decoded in turn (never all at once).
+    pub fn scan<T>(&self, f: impl FnMut(Object) -> Option<T>) -> Vec<T> {
+        let events = self.events();
+        self.scan_locked(&events, None, f)
+    }
+
+    fn scan_locked<T>(
+        &self,
+        events: &Encoded,
+        namespace: Option<&str>,
+        mut f: impl FnMut(Object) -> Option<T>,
+    ) -> Vec<T> {
+        match namespace {
+            Some(ns) => events
+                .range((ns.to_string(), String::new())..)
+                .take_while(|((namespace, _), _)| namespace == ns)
+                .filter_map(|(_, bytes)| Object::decode(&bytes[..]).ok())
+                .filter_map(&mut f)
+                .collect(),
+            None => events
+                .values()
+                .filter_map(|bytes| Object::decode(&bytes[..]).ok())
+                .filter_map(&mut f)
+                .collect(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.events().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
 
 /// The leader's events; empty and closed on other masters.
 pub struct Events {
@@ -33,7 +111,7 @@ pub struct Events {
 
 #[derive(Default)]
 struct Inner {
-    open: Option<Arc<Store>>,
+    open: Option<Arc<Open>>,
     /// Above every revision given out so far.
     next_base: u64,
 }
@@ -51,10 +129,10 @@ impl Events {
     }
 
     /// The store, opened empty if it is closed.
-    pub fn open(&self) -> Arc<Store> {
+    pub fn open(&self) -> Arc<Open> {
         let mut inner = self.lock();
-        if let Some(store) = &inner.open {
-            return store.clone();
+        if let Some(open) = &inner.open {
+            return open.clone();
         }
         let micros = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -65,16 +143,20 @@ impl Events {
             last_applied: Some(crate::raft::LogId::new(Default::default(), base)),
             membership: Default::default(),
         };
-        let store = Store::new(state, self.history_capacity);
-        inner.open = Some(store.clone());
-        store
+        let open = Arc::new(Open {
+            store: Store::new(state, self.history_capacity),
+            encoded: Mutex::new(BTreeMap::new()),
+        });
+        inner.open = Some(open.clone());
+        open
     }
 
     /// Drops every event (leadership is gone, or is new): watches of the
     /// store end with their revision expired.
     pub fn close(&self) {
         let mut inner = self.lock();
-        if let Some(store) = inner.open.take() {
+        if let Some(open) = inner.open.take() {
+            let store = &open.store;
             let last = store.read().revision() + 1;
             inner.next_base = inner.next_base.max(last + 1);
             store.reset_history(last);
@@ -86,7 +168,7 @@ impl Events {
     /// revision of its own. Creates are refused in a namespace that
     /// `replicated` does not have.
     pub fn apply(&self, command: &Command, replicated: &Store) -> CommandResult {
-        let store = self.open();
+        let open = self.open();
         // One writer at a time, so revisions are published in order.
         let _writer = self.lock();
         match &command.op {
@@ -94,16 +176,30 @@ impl Events {
                 batch: batch
                     .commands
                     .iter()
-                    .map(|command| apply_one(&store, command, replicated))
+                    .map(|command| apply_one(&open, command, replicated))
                     .collect(),
                 ..CommandResult::default()
             },
-            _ => apply_one(&store, command, replicated),
+            _ => apply_one(&open, command, replicated),
         }
     }
 }
 
-fn apply_one(store: &Store, command: &Command, replicated: &Store) -> CommandResult {
+/// The `(namespace, name)` of the event `command` writes.
+fn key_of(command: &Command) -> (String, String) {
+    let of = |object: Option<&Object>| object.map(|o| (o.namespace().to_string(), o.name().to_string()));
+    match &command.op {
+        Some(Op::Create(op)) => of(op.object.as_ref()),
+        Some(Op::Update(op) | Op::UpdateStatus(op)) => of(op.object.as_ref()),
+        Some(Op::Delete(op)) => Some((op.namespace.clone(), op.name.clone())),
+        _ => None,
+    }
+    .unwrap_or_default()
+}
+
+/// Applies `command` by the replicated store's rules, to an [`Objects`]
+/// holding only the event it touches, and keeps the outcome encoded.
+fn apply_one(open: &Open, command: &Command, replicated: &Store) -> CommandResult {
     if let Some(Op::Create(create)) = &command.op {
         let namespace = create.object.as_ref().map_or("", |o| o.namespace());
         if !replicated.read().objects.namespace_exists(namespace) {
@@ -116,12 +212,28 @@ fn apply_one(store: &Store, command: &Command, replicated: &Store) -> CommandRes
             };
         }
     }
-    let (revision, applied) = {
-        let mut state = store.write();
+    let key = key_of(command);
+    let mut events = open.events();
+    let mut one = Objects::with_namespaces_elsewhere();
+    if let Some(stored) = events.get(&key).and_then(|bytes| Object::decode(&bytes[..]).ok()) {
+        one.insert(Arc::new(stored));
+    }
+    let revision = {
+        let mut state = open.store.write();
         let revision = state.revision() + 1;
         state.last_applied = Some(crate::raft::LogId::new(Default::default(), revision));
-        (revision, state.objects.apply(revision, command))
+        revision
     };
+    let applied = one.apply(revision, command);
+    match one.get(Kind::Event, &key.0, &key.1) {
+        Some(event) => {
+            events.insert(key, event.encode_to_vec().into_boxed_slice());
+        }
+        None => {
+            events.remove(&key);
+        }
+    }
+    drop(events);
     let events = applied
         .changes
         .into_iter()
@@ -132,7 +244,7 @@ fn apply_one(store: &Store, command: &Command, replicated: &Store) -> CommandRes
             previous: change.previous,
         })
         .collect();
-    store.publish(revision, events);
+    open.store.publish(revision, events);
     applied.result
 }
 
@@ -219,17 +331,11 @@ mod tests {
                 Some(rejection::Code::NotFound)
             ]
         );
-        let store = events.open();
-        let version = |name| {
-            store
-                .read()
-                .objects
-                .get(Kind::Event, "default", name)
-                .unwrap()
-                .resource_version()
-        };
+        let open = events.open();
+        let version = |name| open.get("default", name).unwrap().resource_version();
         assert_eq!(version("b"), version("a") + 1);
-        let (seen, _) = store.history().since(version("a") - 1, 10).unwrap();
+        assert_eq!(open.len(), 2);
+        let (seen, _) = open.store().history().since(version("a") - 1, 10).unwrap();
         let changes: Vec<_> = seen
             .iter()
             .map(|e| (e.event_type, e.object.name().to_string()))
@@ -248,7 +354,7 @@ mod tests {
     fn a_store_opened_again_starts_empty_above_every_earlier_revision() {
         let (events, replicated) = (Events::new(10), replicated());
         events.apply(&create(started("default", "a")), &replicated);
-        let old = events.open();
+        let old = events.open().store();
         let last = old.read().revision();
         let changes = old.subscribe();
         events.close();
@@ -258,11 +364,61 @@ mod tests {
             "and find their revision expired"
         );
         let new = events.open();
-        assert!(new.read().objects.is_empty());
-        assert!(new.history().compacted() > last);
+        assert!(new.is_empty());
+        assert!(new.store().history().compacted() > last);
         events.apply(&create(started("default", "a")), &replicated);
-        assert!(new.read().revision() > last + 1);
+        assert!(new.store().read().revision() > last + 1);
         assert!(Arc::ptr_eq(&new, &events.open()), "an open store stays open");
+    }
+
+    #[test]
+    fn events_are_kept_encoded_and_written_by_the_replicated_store_s_rules() {
+        let (events, replicated) = (Events::new(10), replicated());
+        let created = events.apply(&create(started("default", "a")), &replicated);
+        let Some(command_result::Result::Object(stored)) = created.result else {
+            panic!("{created:?}")
+        };
+        let open = events.open();
+        assert_eq!(open.get("default", "a"), Some(stored.clone()));
+        assert!(open.store().read().objects.is_empty(), "none decoded in the store");
+        // An update at an old resourceVersion is refused, as in the
+        // replicated store; one at the current one is kept.
+        let update = |object: Object| Command {
+            time: None,
+            op: Some(Op::Update(bosun_proto::internal::UpdateOp { object: Some(object) })),
+        };
+        let mut stale = stored.clone();
+        if let Some(meta) = stale.metadata_mut() {
+            meta.resource_version -= 1;
+        }
+        assert_eq!(
+            rejected(&events.apply(&update(stale), &replicated)),
+            Some(rejection::Code::Conflict)
+        );
+        let mut counted = bosun_proto::api::Event::try_from(stored).unwrap();
+        counted.count = 2;
+        let updated = events.apply(&update(counted.into()), &replicated);
+        assert_eq!(rejected(&updated), None, "{updated:?}");
+        let kept = bosun_proto::api::Event::try_from(open.get("default", "a").unwrap()).unwrap();
+        assert_eq!(kept.count, 2);
+        // Lists decode and filter; a delete removes.
+        let filter = Filter {
+            kind: Some(Kind::Event),
+            ..Filter::default()
+        };
+        assert_eq!(open.list(Some("default"), &filter).items.len(), 1);
+        assert!(open.list(Some("other"), &filter).items.is_empty());
+        let delete = Command {
+            time: None,
+            op: Some(Op::Delete(DeleteOp {
+                kind: "Event".into(),
+                namespace: "default".into(),
+                name: "a".into(),
+                ..Default::default()
+            })),
+        };
+        assert_eq!(rejected(&events.apply(&delete, &replicated)), None);
+        assert!(open.is_empty());
     }
 
     #[test]

@@ -20,7 +20,7 @@ mod follower;
 mod history;
 mod objects;
 
-pub use events::{is_event_command, Events};
+pub use events::{is_event_command, Events, Open as OpenEvents};
 pub use fanout::{watch_event, Delivery, Filter, Subscription, Watchers};
 pub use follower::{Follower, Wake};
 pub use history::{Expired, History, HistoryEvent};
