@@ -1,6 +1,6 @@
 //! Event objects, kept by the leader in its memory instead of the Raft log.
 //!
-//! Events are the busiest kind (a pod's normal start records four) and
+//! Events are the busiest kind (a pod's start records up to five) and
 //! the least precious: Kubernetes gives them an etcd of their own and a
 //! TTL, and calls them best effort. Replicated, they cost what a pod write
 //! costs on every master (a third of the scheduling benchmark's
