@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use bosun_proto::api::{Event, Node, Pod};
 use bosun_proto::client::{Api, Client, ListParams};
+use bosun_proto::net::Cidr;
 use tempfile::TempDir;
 
 use crate::{bin_dir, wait_until, MasterCluster};
@@ -102,6 +103,7 @@ pub struct PodRanges {
     path: PathBuf,
     /// The range, for `--cluster-cidr`.
     pub range: String,
+    cidr: Cidr,
 }
 
 impl PodRanges {
@@ -117,7 +119,7 @@ impl PodRanges {
         let attempt = CLAIMS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mine = dir.join(format!("claim-{pid}-{attempt}"));
         std::fs::write(&mine, pid.to_string())?;
-        let claimed = (64..=250u32).find_map(|second| {
+        let claimed = (64..=250u8).find_map(|second| {
             let path = dir.join(second.to_string());
             for _ in 0..2 {
                 match std::fs::hard_link(&mine, &path) {
@@ -140,17 +142,18 @@ impl PodRanges {
         let _ = std::fs::remove_file(&mine);
         let (second, path) =
             claimed.context("every test pod range (10.64.0.0/16 to 10.250.0.0/16) is held by a running test")?;
+        let cidr = Cidr::new(std::net::Ipv4Addr::new(10, second, 0, 0), 16);
         Ok(PodRanges {
             path,
-            range: format!("10.{second}.0.0/16"),
+            range: cidr.to_string(),
+            cidr,
         })
     }
 
     /// The `index`th /24 of the range: the block node IPAM gives the
-    /// `index`th node.
-    pub fn block(&self, index: u32) -> String {
-        let second = self.range.split('.').nth(1).unwrap_or("0");
-        format!("10.{second}.{index}.0/24")
+    /// `index`th node, with the masters' default mask.
+    pub fn block(&self, index: u64) -> String {
+        self.cidr.block(24, index).map(|b| b.to_string()).unwrap_or_default()
     }
 }
 

@@ -98,6 +98,18 @@ async fn a_node_waits_for_a_free_block_and_says_why() -> Result<()> {
     )
     .await?;
     ensure!(out.stdout.contains("used up"), "{}", out.stdout);
+    // Deleted while it waits: its agent registers it again, and it waits on.
+    let out = ctl(&cluster.servers(), &["delete", "node", waiter], "").await;
+    ensure!(out.ok(), "{out:?}");
+    wait_until(
+        Duration::from_secs(10),
+        "the waiting node to register again",
+        || async {
+            let nodes = Api::<Node>::all(&cluster.client());
+            Ok(nodes.get_opt(waiter).await?.map(|_| ()))
+        },
+    )
+    .await?;
     // The holder goes (its host is gone): the waiting node gets its block.
     cluster.kill_agent(holder)?;
     let out = ctl(&cluster.servers(), &["delete", "node", holder], "").await;
@@ -158,6 +170,17 @@ async fn pods_take_addresses_from_their_node_s_block_and_a_network_on_another_su
     })
     .await?;
     ensure!(block.contains(ip.parse()?), "{ip} is not in the node's block {block}");
+    // The bridge is on exactly the block, its gateway the first address.
+    let ipam = std::process::Command::new("docker")
+        .args(["network", "inspect", "-f", "{{json .IPAM.Config}}"])
+        .arg(cluster.network("a"))
+        .output()?;
+    let ipam = String::from_utf8_lossy(&ipam.stdout);
+    let gateway = block.gateway().context("a gateway")?;
+    ensure!(
+        ipam.contains(&format!("\"Subnet\":\"{block}\"")) && ipam.contains(&format!("\"Gateway\":\"{gateway}\"")),
+        "{ipam}"
+    );
 
     // A network of node b's name already there, on a subnet Docker chose.
     let made = std::process::Command::new("docker")

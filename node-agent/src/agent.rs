@@ -116,17 +116,23 @@ pub fn start<R: ContainerRuntime>(
 ) {
     tokio::spawn(async move {
         let runtime_version = shared.runtime.version().await.unwrap_or_default();
-        if !node::register(&shared.client, &facts, &runtime_version, None, &token).await {
-            return;
-        }
-        let Some(cluster_id) = node::cluster_id(&shared.client, &token).await else {
-            return;
-        };
-        let _ = shared.cluster_id.set(cluster_id);
         // No heartbeat before the pod range: the node stays out of the
         // scheduler's reach until it can give its pods addresses.
-        let Some(pod_range) = node::pod_range(&shared.client, &facts.name, &token).await else {
-            return;
+        let pod_range = loop {
+            if !node::register(&shared.client, &facts, &runtime_version, None, &token).await {
+                return;
+            }
+            if shared.cluster_id.get().is_none() {
+                let Some(cluster_id) = node::cluster_id(&shared.client, &token).await else {
+                    return;
+                };
+                let _ = shared.cluster_id.set(cluster_id);
+            }
+            match node::pod_range(&shared.client, &facts.name, &token).await {
+                node::RangeWait::Given(range) => break range,
+                node::RangeWait::NodeDeleted => {}
+                node::RangeWait::Cancelled => return,
+            }
         };
         let _ = shared.pod_range.set(pod_range);
         tokio::spawn(node::heartbeat(

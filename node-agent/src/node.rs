@@ -12,7 +12,7 @@ use bosun_proto::api::{
     self, DaemonEndpoint, HeartbeatRequest, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeSpec, NodeStatus,
     NodeSystemInfo, ObjectMeta, Quantity as ApiQuantity, Taint,
 };
-use bosun_proto::client::{Api, Client, ClientError, PostParams};
+use bosun_proto::client::{Api, Change, Client, ClientError, PostParams, Watcher, REWATCH_PAUSE};
 use bosun_proto::net::Cidr;
 use bosun_proto::quantity::{format_bytes, format_cpu_millis, Quantity};
 use bosun_proto::validate;
@@ -284,33 +284,49 @@ async fn try_register(
     }
 }
 
+/// How waiting for the node's pod range ended.
+pub enum RangeWait {
+    Given(Cidr),
+    /// The Node was deleted meanwhile: register it again.
+    NodeDeleted,
+    Cancelled,
+}
+
 /// The node's pod range, once the leader has given it one (see the
-/// masters' node IPAM): polled, as it comes once, soon after registration.
-/// `None` if cancelled first.
-pub async fn pod_range(client: &Client, node: &str, token: &CancellationToken) -> Option<Cidr> {
-    let nodes = Api::<api::Node>::all(client);
+/// masters' node IPAM), followed with a watch of the node: a node that
+/// waits long (the ranges are used up) costs the masters nothing.
+pub async fn pod_range(client: &Client, node: &str, token: &CancellationToken) -> RangeWait {
+    let mut watcher = Watcher::new(Api::<api::Node>::all(client), "", &format!("metadata.name={node}"));
     let mut told = false;
     loop {
-        match nodes.get(node).await {
-            Ok(found) => {
-                let text = found.spec.map(|s| s.pod_cidr).unwrap_or_default();
-                match text.parse::<Cidr>() {
-                    Ok(range) => {
-                        tracing::info!(node, pod_range = %range, "the node's pod range");
-                        return Some(range);
-                    }
-                    Err(_) if !told => {
-                        tracing::info!(node, "waiting for the leader to give the node a pod range (if it waits long, see the node's NetworkUnavailable condition)");
-                        told = true;
-                    }
-                    Err(_) => {}
+        let change = tokio::select! {
+            change = watcher.next() => change,
+            () = token.cancelled() => return RangeWait::Cancelled,
+        };
+        let seen = match change {
+            Ok(Change::Relisted(nodes)) if nodes.is_empty() => return RangeWait::NodeDeleted,
+            Ok(Change::Relisted(nodes)) => nodes,
+            Ok(Change::Event(bosun_proto::api::EventType::Deleted, _)) => return RangeWait::NodeDeleted,
+            Ok(Change::Event(_, node)) => vec![*node],
+            Err(e) => {
+                tracing::warn!(node, error = %e, "cannot follow the node for its pod range; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(REWATCH_PAUSE) => {}
+                    () = token.cancelled() => return RangeWait::Cancelled,
                 }
+                continue;
             }
-            Err(e) => tracing::debug!(node, error = %e, "cannot read the node yet"),
+        };
+        let range = seen
+            .iter()
+            .find_map(|n| n.spec.as_ref().and_then(|s| s.pod_cidr.parse::<Cidr>().ok()));
+        if let Some(range) = range {
+            tracing::info!(node, pod_range = %range, "the node's pod range");
+            return RangeWait::Given(range);
         }
-        tokio::select! {
-            () = tokio::time::sleep(Duration::from_millis(100)) => {}
-            () = token.cancelled() => return None,
+        if !told {
+            tracing::info!(node, "waiting for the leader to give the node a pod range (if it waits long, see the node's NetworkUnavailable condition)");
+            told = true;
         }
     }
 }

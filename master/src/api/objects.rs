@@ -325,69 +325,38 @@ impl Objects for ObjectsService {
     async fn create_many(&self, request: Request<CreateManyRequest>) -> Result<Response<CreateManyResponse>, Status> {
         let objects = request.into_inner().objects;
         check_per_call(objects.len(), "CreateMany")?;
-        let count = objects.len();
-        // Events go to the leader together, in one command; the rest are
-        // proposed concurrently, so the proposer packs them into few
-        // entries.
-        let mut events: Vec<(usize, Command)> = Vec::new();
-        let mut others: Vec<(usize, Result<Object, Status>)> = Vec::new();
-        for (index, admitted) in objects
+        let admitted: Vec<Result<Object, Status>> = objects
             .into_iter()
             .map(|o| admit_new(Some(o)).map_err(Status::from))
-            .enumerate()
-        {
-            match admitted {
-                Ok(object) if is_event(&object) => {
-                    events.push((
-                        index,
-                        command_now(command::Op::Create(CreateOp { object: Some(object) })),
-                    ));
-                }
-                other => others.push((index, other)),
-            }
-        }
-        let (event_indices, commands): (Vec<usize>, Vec<Command>) = events.into_iter().unzip();
-        let recorded = async {
-            if commands.is_empty() {
-                return Ok(Vec::new());
-            }
-            let batch = command_now(command::Op::Batch(Batch { commands }));
-            self.replica.propose(batch).await.map(|result| result.batch)
-        };
-        let created = join_all(others.into_iter().map(|(index, admitted)| async move {
-            let outcome = match admitted {
-                Ok(object) => self
-                    .propose(command::Op::Create(CreateOp { object: Some(object) }))
-                    .await
-                    .map(|(object, _)| object),
-                Err(status) => Err(status),
-            };
-            (index, outcome)
-        }));
-        let (recorded, created) = tokio::join!(recorded, created);
-        let mut outcomes: Vec<Option<Result<Object, Status>>> = (0..count).map(|_| None).collect();
-        match recorded {
-            Ok(results) => {
-                for (&index, result) in event_indices.iter().zip(results) {
-                    outcomes[index] = Some(command_outcome(result).map(|(object, _)| object));
-                }
-            }
-            Err(e) => {
-                for &index in &event_indices {
-                    outcomes[index] = Some(Err(replica_status(e.clone())));
-                }
-            }
-        }
-        for (index, outcome) in created {
-            outcomes[index] = Some(outcome);
-        }
-        let outcomes = outcomes
-            .into_iter()
-            .map(|outcome| outcome.unwrap_or_else(|| Err(Status::internal("the command produced no result"))))
             .collect();
-        Ok(Response::new(CreateManyResponse {
-            results: each_result(outcomes),
-        }))
+        // A call of events alone (an agent's recorder) goes to the leader
+        // as one command; others are proposed concurrently, so the
+        // proposer packs them into few entries.
+        if !admitted.is_empty() && admitted.iter().all(|a| a.as_ref().is_ok_and(is_event)) {
+            let commands = admitted
+                .into_iter()
+                .flatten()
+                .map(|object| command_now(command::Op::Create(CreateOp { object: Some(object) })))
+                .collect();
+            let batch = command_now(command::Op::Batch(Batch { commands }));
+            let results = self.replica.propose(batch).await.map_err(replica_status)?.batch;
+            let outcomes = results
+                .into_iter()
+                .map(|result| command_outcome(result).map(|(object, _)| object))
+                .collect();
+            return Ok(Response::new(CreateManyResponse {
+                results: each_result(outcomes),
+            }));
+        }
+        let creates = admitted.into_iter().map(|admitted| async move {
+            self.propose(command::Op::Create(CreateOp {
+                object: Some(admitted?),
+            }))
+            .await
+            .map(|(object, _)| object)
+        });
+        let results = each_result(join_all(creates).await);
+        Ok(Response::new(CreateManyResponse { results }))
     }
 
     async fn delete(&self, request: Request<DeleteRequest>) -> Result<Response<DeleteResponse>, Status> {

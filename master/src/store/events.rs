@@ -12,7 +12,7 @@
 //! The store keeps each event encoded (about 300 bytes, where a decoded
 //! one takes 1.2 KiB), decoded when read: events are many and seldom read.
 //! Writes apply through the replicated store's own rules (an [`Objects`]
-//! holding the one event a command touches), and watches follow a
+//! holding the one event a command touches and its namespace), and watches follow a
 //! [`Store`] like the replicated one (history and live watches; its
 //! objects stay empty), with revisions of its own: each store starts
 //! above every revision an earlier one gave out (at the time in
@@ -26,7 +26,7 @@ use std::time::SystemTime;
 use bosun_proto::api::object::Resource;
 use bosun_proto::api::{ListResponse, Object};
 use bosun_proto::internal::command::Op;
-use bosun_proto::internal::{command_result, rejection, Command, CommandResult, Rejection};
+use bosun_proto::internal::{Command, CommandResult};
 use bosun_proto::Kind;
 use prost::Message;
 
@@ -139,7 +139,7 @@ impl Events {
             .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
         let base = micros.max(inner.next_base);
         let state = State {
-            objects: Objects::with_namespaces_elsewhere(),
+            objects: Objects::default(),
             last_applied: Some(crate::raft::LogId::new(Default::default(), base)),
             membership: Default::default(),
         };
@@ -198,23 +198,17 @@ fn key_of(command: &Command) -> (String, String) {
 }
 
 /// Applies `command` by the replicated store's rules, to an [`Objects`]
-/// holding only the event it touches, and keeps the outcome encoded.
+/// holding only the event it touches and its namespace, and keeps the
+/// outcome encoded.
 fn apply_one(open: &Open, command: &Command, replicated: &Store) -> CommandResult {
-    if let Some(Op::Create(create)) = &command.op {
-        let namespace = create.object.as_ref().map_or("", |o| o.namespace());
-        if !replicated.read().objects.namespace_exists(namespace) {
-            return CommandResult {
-                result: Some(command_result::Result::Rejected(Rejection {
-                    code: rejection::Code::NotFound as i32,
-                    message: format!("namespace {namespace:?} not found: create the Namespace first"),
-                })),
-                ..CommandResult::default()
-            };
-        }
-    }
     let key = key_of(command);
     let mut events = open.events();
-    let mut one = Objects::with_namespaces_elsewhere();
+    // The event's namespace too, so its checks are the replicated store's.
+    let mut one = Objects::default();
+    let namespace = replicated.read().objects.get(Kind::Namespace, "", &key.0).cloned();
+    if let Some(namespace) = namespace {
+        one.insert(namespace);
+    }
     if let Some(stored) = events.get(&key).and_then(|bytes| Object::decode(&bytes[..]).ok()) {
         one.insert(Arc::new(stored));
     }
@@ -269,7 +263,7 @@ mod tests {
 
     use bosun_proto::api::{EventType, Object, ObjectMeta};
     use bosun_proto::events::{event, involving, Source, NORMAL};
-    use bosun_proto::internal::{Batch, CreateOp, DeleteOp};
+    use bosun_proto::internal::{command_result, rejection, Batch, CreateOp, DeleteOp};
 
     fn started(namespace: &str, name: &str) -> Object {
         let pod = ObjectMeta {

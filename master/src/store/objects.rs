@@ -66,9 +66,6 @@ pub struct Objects {
     control: Control,
     /// While a command applies: each object it touched, as it was before.
     journal: Option<Journal>,
-    /// Namespaces are checked by the caller, against another store (the
-    /// leader's event store: see [`super::Events`]).
-    namespaces_elsewhere: bool,
 }
 
 /// The objects naming each uid as their controller (an owner reference
@@ -238,19 +235,10 @@ impl Objects {
         }
     }
 
-    /// Objects whose namespaces the caller checks against another store.
-    pub fn with_namespaces_elsewhere() -> Objects {
-        Objects {
-            namespaces_elsewhere: true,
-            ..Objects::default()
-        }
-    }
-
     /// Whether objects may be created in `namespace`: a built-in one, or
     /// one that exists and is not being deleted.
     pub fn namespace_exists(&self, namespace: &str) -> bool {
-        self.namespaces_elsewhere
-            || BUILT_IN_NAMESPACES.contains(&namespace)
+        BUILT_IN_NAMESPACES.contains(&namespace)
             || self
                 .get(Kind::Namespace, "", namespace)
                 .is_some_and(|ns| ns.metadata().is_some_and(|m| m.deletion_timestamp.is_none()))
