@@ -16,8 +16,9 @@ use tokio_util::sync::CancellationToken;
 use crate::cleanup;
 use crate::config::{parse_pairs, AgentConfig};
 use crate::context::{Caches, Context, DataDir, Parts};
+use crate::network::{self, Backend, PodNetwork};
 use crate::node::{self, NodeFacts};
-use crate::runtime::docker::{Docker, NetworkRemoval};
+use crate::runtime::docker::{Bridge, Docker, NetworkRemoval};
 use crate::runtime::ContainerRuntime;
 use crate::server::AgentService;
 
@@ -66,10 +67,18 @@ pub async fn run(
         .collect();
     let data_dir = data_dir(&config, &facts.name)?;
     let token = CancellationToken::new();
+    let network = PodNetwork::open(config.network_backend, config.vxlan_port, &facts.address)
+        .await
+        .map_err(|e| AgentError::Config(e.to_string()))?;
+    let bridge = Bridge {
+        mtu: network.as_ref().map(PodNetwork::mtu),
+        masquerade: network.is_none(),
+    };
     let runtime = Arc::new(
         Docker::connect(&config.docker_host, &config.network, container_labels.clone())
             .await
-            .map_err(|e| AgentError::Config(e.to_string()))?,
+            .map_err(|e| AgentError::Config(e.to_string()))?
+            .with_bridge(bridge),
     );
     // Plaintext until the security issue gives the agent its certificate.
     let transport = Transport::plaintext();
@@ -88,7 +97,7 @@ pub async fn run(
         &token,
     );
     tracing::info!(node = %facts.name, address = %facts.address, port = facts.port, masters = ?config.master, "node agent starting");
-    start(shared.clone(), facts, config.heartbeat(), token.clone());
+    start(shared.clone(), facts, config.heartbeat(), network, token.clone());
 
     let server = transport
         .server()
@@ -107,11 +116,13 @@ pub async fn run(
     result.map_err(|e| AgentError::Serve(e.to_string()))
 }
 
-/// Starts registration, heartbeats and the pod manager for one agent.
+/// Starts registration, heartbeats, the pod network (when the agent
+/// keeps one) and the pod manager for one agent.
 pub fn start<R: ContainerRuntime>(
     shared: Arc<Context<R>>,
     facts: NodeFacts,
     heartbeat: Duration,
+    network: Option<PodNetwork>,
     token: CancellationToken,
 ) {
     tokio::spawn(async move {
@@ -135,6 +146,9 @@ pub fn start<R: ContainerRuntime>(
             }
         };
         let _ = shared.pod_range.set(pod_range);
+        if let Some(network) = network {
+            tokio::spawn(network.run(facts.name.clone(), pod_range, shared.client.clone(), token.clone()));
+        }
         tokio::spawn(node::heartbeat(
             shared.clone(),
             facts.clone(),
@@ -203,9 +217,10 @@ async fn remove_stale<R: ContainerRuntime>(shared: Arc<Context<R>>, token: Cance
     }
 }
 
-/// `node-agent --cleanup`: removes every container this agent made (found
-/// by its identity, whatever the cluster), then the pod network if an
-/// agent created it and nothing is attached any more. Needs no master. Run
+/// `node-agent --cleanup`: removes the routes, VXLAN device and chains the
+/// agent added to the host (unless its backend is `none`), every container
+/// this agent made (found by its identity, whatever the cluster), then the
+/// pod network if an agent created it and nothing is attached any more. Needs no master. Run
 /// it with the agent stopped, or the agent starts the pods again.
 ///
 /// # Errors
@@ -213,6 +228,19 @@ async fn remove_stale<R: ContainerRuntime>(shared: Arc<Context<R>>, token: Cance
 pub async fn cleanup(config: AgentConfig) -> Result<usize, AgentError> {
     let facts = NodeFacts::gather(&config, config.listen).map_err(AgentError::Config)?;
     let data_dir = data_dir(&config, &facts.name)?;
+    // The host's side first: it needs no engine, so a dead engine still
+    // leaves the host's routes and rules clean.
+    if config.network_backend != Backend::None {
+        let cleaned = network::cleanup()
+            .await
+            .map_err(|e| AgentError::Cleanup(e.to_string()))?;
+        tracing::info!(
+            routes = cleaned.routes,
+            vxlan_device = cleaned.vxlan_device,
+            chains = cleaned.chains,
+            "removed the pod network's routes, device and rules from the host"
+        );
+    }
     let runtime = Docker::connect(&config.docker_host, &config.network, HashMap::new())
         .await
         .map_err(|e| AgentError::Config(e.to_string()))?;

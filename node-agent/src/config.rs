@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::network::Backend;
 use crate::plan::Backoff;
 
 #[derive(Parser, Debug)]
@@ -20,8 +21,10 @@ pub struct Cli {
     #[command(flatten)]
     pub agent: AgentConfig,
     /// Remove every container this agent made (its identity: node name and
-    /// data directory), in any cluster, and the pod network if nothing else
-    /// uses it; then exit. Needs no master; stop the agent first.
+    /// data directory), in any cluster, the pod network if nothing else
+    /// uses it, and (unless --network-backend none) the routes, VXLAN
+    /// device and rules it added to the host; then exit. Needs no master;
+    /// stop the agent first.
     #[arg(long)]
     pub cleanup: bool,
     #[command(subcommand)]
@@ -97,6 +100,17 @@ pub struct AgentConfig {
     /// The Docker network pods are attached to (created when missing).
     #[arg(long, env = "BOSUN_NETWORK", default_value = "bosun")]
     pub network: String,
+
+    /// How pods reach the pods of other nodes: `auto` (a direct route to a
+    /// node on a shared link, VXLAN to the others), `host-gw`, `vxlan`, or
+    /// `none` (leave the host's routes and rules alone: one node, or one
+    /// of several agents sharing a host).
+    #[arg(long, env = "BOSUN_NETWORK_BACKEND", value_enum, default_value_t = Backend::Auto)]
+    pub network_backend: Backend,
+
+    /// The UDP port of VXLAN between nodes.
+    #[arg(long, default_value_t = crate::network::DEFAULT_VXLAN_PORT)]
+    pub vxlan_port: u16,
 
     /// First delay before restarting a crashed container (or retrying a
     /// failed pull), doubled each time up to the maximum.

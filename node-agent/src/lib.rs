@@ -14,6 +14,9 @@
 //!   pods.
 //! - [`cleanup`]: the agent's identity on its engine, and the removal of
 //!   its containers of clusters it no longer belongs to (and `--cleanup`).
+//! - [`network`]: the pod network across hosts: routes to the other
+//!   nodes' pod ranges (direct or VXLAN) and the forwarding and
+//!   masquerading rules, kept in step with the Node objects.
 //! - [`node`]: registration and heartbeats; [`server`]: logs and exec for
 //!   the masters; [`simulate`]: many fake agents in one process.
 
@@ -23,6 +26,7 @@ pub mod config;
 pub mod context;
 pub mod env;
 pub mod events;
+pub mod network;
 pub mod node;
 pub mod plan;
 pub mod pods;

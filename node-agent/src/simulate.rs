@@ -46,7 +46,7 @@ pub async fn run(
             },
             &token,
         );
-        crate::agent::start(shared, facts, config.heartbeat(), token.clone());
+        crate::agent::start(shared, facts, config.heartbeat(), None, token.clone());
     }
     tracing::info!(nodes = simulate.nodes, "simulated agents started");
     shutdown.await;

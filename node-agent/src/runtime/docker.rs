@@ -38,11 +38,38 @@ const REQUEST_TIMEOUT_SECS: u64 = 120;
 /// API 1.41 (Docker 20.10) when the engine cannot be asked at start.
 const FALLBACK_API_MINOR: usize = 41;
 
+/// The bridge driver's option for its MTU.
+const MTU_OPTION: &str = "com.docker.network.driver.mtu";
+/// The bridge driver's option for masquerading what leaves the bridge.
+const MASQUERADE_OPTION: &str = "com.docker.network.bridge.enable_ip_masquerade";
+
+/// How the pod network's bridge is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bridge {
+    /// Its MTU (the host's, so pod packets fit the node's link); Docker's
+    /// default when `None`.
+    pub mtu: Option<u32>,
+    /// Whether Docker masquerades what pods send off the bridge. Off when
+    /// the agent routes between nodes: pod-to-pod traffic keeps its
+    /// source, and the agent masquerades the rest itself.
+    pub masquerade: bool,
+}
+
+impl Default for Bridge {
+    fn default() -> Bridge {
+        Bridge {
+            mtu: None,
+            masquerade: true,
+        }
+    }
+}
+
 pub struct Docker {
     client: bollard::Docker,
     network: String,
     /// On the pod network, beside [`labels::MANAGED`].
     network_labels: HashMap<String, String>,
+    bridge: Bridge,
     /// Held while preparing, so concurrent sandboxes never create the
     /// network twice (older engines allow duplicate names); the pod range
     /// it was prepared for.
@@ -114,9 +141,15 @@ impl Docker {
             client,
             network: network.to_string(),
             network_labels,
+            bridge: Bridge::default(),
             prepared: tokio::sync::Mutex::new(None),
             own: tokio::sync::OnceCell::new(),
         })
+    }
+
+    /// Creates the pod network with these settings (see [`Bridge`]).
+    pub fn with_bridge(self, bridge: Bridge) -> Docker {
+        Docker { bridge, ..self }
     }
 
     /// The pod network's name.
@@ -243,19 +276,43 @@ impl Docker {
         };
         match self.client.inspect_network(&self.network, None).await {
             Ok(network) => {
+                let masquerades = network
+                    .options
+                    .as_ref()
+                    .and_then(|o| o.get(MASQUERADE_OPTION))
+                    .is_none_or(|v| v != "false");
                 let subnets = subnets_of(network.ipam);
                 let ours = subnets.len() == 1 && subnets[0].parse::<Cidr>().ok() == Some(pod_range);
-                return if ours { Ok(()) } else { Err(wrong_subnet(subnets)) };
+                if !ours {
+                    return Err(wrong_subnet(subnets));
+                }
+                if masquerades != self.bridge.masquerade {
+                    return Err(RuntimeError::Failed(format!(
+                        "the Docker network {:?} was made for another --network-backend ({} masquerades pod traffic): remove it (`docker network rm {}`, or `node-agent --cleanup`) so the agent makes it again",
+                        self.network,
+                        if masquerades { "Docker" } else { "Bosun, not Docker," },
+                        self.network
+                    )));
+                }
+                return Ok(());
             }
             Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => {}
             Err(e) => return Err(classify(e)),
         }
         let mut network_labels = self.network_labels.clone();
         network_labels.insert(labels::MANAGED.to_string(), "true".to_string());
+        let mut options = HashMap::new();
+        if let Some(mtu) = self.bridge.mtu {
+            options.insert(MTU_OPTION.to_string(), mtu.to_string());
+        }
+        if !self.bridge.masquerade {
+            options.insert(MASQUERADE_OPTION.to_string(), "false".to_string());
+        }
         let request = NetworkCreateRequest {
             name: self.network.clone(),
             driver: Some("bridge".into()),
             labels: Some(network_labels),
+            options: Some(options),
             ipam: Some(Ipam {
                 driver: Some("default".into()),
                 config: Some(vec![IpamConfig {
