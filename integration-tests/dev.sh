@@ -4,6 +4,11 @@
 #   integration-tests/dev.sh up [--masters N]   build and run a local cluster
 #                                               (masters and a node agent on
 #                                               the local Docker engine)
+#   integration-tests/dev.sh up --hosts N [--masters M]
+#                                               N hosts on this machine, each
+#                                               a network namespace with its
+#                                               own engine and agent, and M
+#                                               masters (default 1); as root
 #   integration-tests/dev.sh test               the whole test suite (CI runs this)
 #   integration-tests/dev.sh bench ARGS...      the benchmark tool (release build)
 #   integration-tests/dev.sh images [--release] images for docker-compose.yml,
@@ -59,6 +64,10 @@ ensure_deps() {
     command -v clang >/dev/null || missing+=(clang)
     ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || missing+=(libclang-dev)
     [ -x /bin/busybox ] || command -v busybox >/dev/null || missing+=(busybox-static)
+    # The hosts of the networking tests: namespaces, veths, bridges, and
+    # the packet filter the agent programs.
+    { command -v ip && command -v bridge && command -v nsenter; } >/dev/null || missing+=(iproute2 util-linux)
+    command -v iptables-restore >/dev/null || missing+=(iptables)
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
         apt_install "${missing[@]}"
@@ -112,13 +121,18 @@ cmd_test() {
 }
 
 cmd_up() {
-    local masters=3
+    local masters=3 masters_given="" hosts=""
     while [ $# -gt 0 ]; do
         case "$1" in
-            --masters) masters="$2"; shift 2 ;;
+            --masters) masters="$2"; masters_given=1; shift 2 ;;
+            --hosts) hosts="$2"; shift 2 ;;
             *) echo "unknown option $1" >&2; exit 2 ;;
         esac
     done
+    if [ -n "$hosts" ]; then
+        up_hosts "$hosts" "${masters_given:+$masters}"
+        return
+    fi
     ensure_deps
     log "building master, node-agent and ctl"
     cargo build --locked -p bosun-master -p bosun-node-agent -p bosun-ctl
@@ -167,6 +181,22 @@ In another shell:
 Press Ctrl-C to stop (pods keep running; \`ctl delete\` them first).
 MSG
     wait
+}
+
+# The cluster of `up --hosts N [--masters M]`: bosun-hosts makes the
+# hosts (network namespaces, each with its own engine and agent) and the
+# masters' hosts, prints how to reach them, and removes it all on Ctrl-C.
+up_hosts() {
+    local hosts="$1" masters="${2:-1}"
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "error: up --hosts makes network namespaces and runs engines: run it as root" >&2
+        exit 1
+    fi
+    ensure_deps
+    log "building master, node-agent, ctl and bosun-hosts"
+    cargo build --locked -p bosun-master -p bosun-node-agent -p bosun-ctl
+    cargo build --locked -p bosun-integration-tests --bin bosun-hosts
+    exec "$CARGO_TARGET_DIR/debug/bosun-hosts" --hosts "$hosts" --masters "$masters"
 }
 
 cmd_bench() {
@@ -231,5 +261,5 @@ case "${1:-}" in
     test) shift; cmd_test "$@" ;;
     bench) shift; cmd_bench "$@" ;;
     images) shift; cmd_images "$@" ;;
-    *) sed -n '2,19p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,24p' "$0" >&2; exit 2 ;;
 esac

@@ -3,7 +3,7 @@
 //! claim), a pod network per node and a label on every container and
 //! network, all removed when the test ends (also when it fails).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -14,6 +14,7 @@ use bosun_proto::client::{Api, Client, ListParams};
 use bosun_proto::net::Cidr;
 use tempfile::TempDir;
 
+use crate::claims::Claim;
 use crate::{bin_dir, wait_until, MasterCluster};
 
 /// The BusyBox image tests run: `sh`, `httpd`, `nc`, `sleep`, `wget`.
@@ -43,6 +44,52 @@ fn import_test_image() -> Result<()> {
     if present.success() {
         return Ok(());
     }
+    import_test_image_into(None)
+}
+
+/// Imports [`TEST_IMAGE`] into the engine at `docker_host` (a `unix://`
+/// address; the machine's engine when `None`).
+///
+/// # Errors
+/// When busybox-static is missing or Docker refuses the import.
+pub fn import_test_image_into(docker_host: Option<&str>) -> Result<()> {
+    let tar = test_image_tar()?;
+    let mut docker = Command::new("docker");
+    if let Some(host) = docker_host {
+        docker.env("DOCKER_HOST", host);
+    }
+    let mut child = docker
+        .args(["import", "-", TEST_IMAGE])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running docker import")?;
+    let mut stdin = child.stdin.take().context("docker import's stdin")?;
+    // Written from another thread: docker may fill its stderr meanwhile.
+    let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, tar));
+    let output = child.wait_with_output()?;
+    let written = writer.join().map_err(|_| anyhow!("writing the test image panicked"))?;
+    if !output.status.success() {
+        bail!(
+            "docker import of the test image into {} failed: {}",
+            docker_host.unwrap_or("the machine's engine"),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    written.context("writing the test image to docker import")
+}
+
+/// A tar of a root holding the host's static BusyBox and its applet
+/// links, made once per process.
+fn test_image_tar() -> Result<&'static [u8]> {
+    static TAR: OnceLock<Result<Vec<u8>, String>> = OnceLock::new();
+    TAR.get_or_init(|| make_test_image_tar().map_err(|e| format!("{e:#}")))
+        .as_deref()
+        .map_err(|e| anyhow!("{e}"))
+}
+
+fn make_test_image_tar() -> Result<Vec<u8>> {
     let busybox = ["/bin/busybox", "/usr/bin/busybox"]
         .into_iter()
         .map(PathBuf::from)
@@ -60,29 +107,84 @@ fn import_test_image() -> Result<()> {
         std::os::unix::fs::symlink("busybox", bin.join(applet))?;
     }
     std::fs::create_dir_all(root.path().join("tmp"))?;
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "tar -C '{}' -c . | docker import - {TEST_IMAGE}",
-            root.path().display()
-        ))
-        .stdout(Stdio::null())
-        .status()?;
-    if !status.success() {
-        bail!("docker import of the test image failed");
+    let output = Command::new("tar")
+        .arg("-C")
+        .arg(root.path())
+        .args(["-c", "."])
+        .output()?;
+    if !output.status.success() {
+        bail!(
+            "tar of the test image failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
-    Ok(())
+    Ok(output.stdout)
 }
 
 /// One node-agent process.
 pub struct AgentProcess {
     pub name: String,
+    /// A command the agent runs under (`nsenter --net=...`), if any.
+    prefix: Vec<String>,
     args: Vec<String>,
     log: PathBuf,
     child: Option<Child>,
 }
 
 impl AgentProcess {
+    /// An agent not started yet: `node-agent ARGS` under `prefix`, logging
+    /// to `log`.
+    pub(crate) fn new(name: &str, prefix: Vec<String>, args: Vec<String>, log: PathBuf) -> AgentProcess {
+        AgentProcess {
+            name: name.to_string(),
+            prefix,
+            args,
+            log,
+            child: None,
+        }
+    }
+
+    pub(crate) fn set_args(&mut self, args: Vec<String>) {
+        self.args = args;
+    }
+
+    /// Starts the agent with its flags.
+    ///
+    /// # Errors
+    /// When it cannot be spawned.
+    pub(crate) fn start(&mut self) -> Result<()> {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
+        let agent = bin_dir().join("node-agent");
+        let mut command = crate::command_under(&self.prefix, agent);
+        let child = command
+            .args(&self.args)
+            .env(
+                "RUST_LOG",
+                std::env::var("BOSUN_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .context("spawning node-agent")?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// SIGKILLs the agent (continuing it first: a stopped process must be
+    /// continued to die) and reaps it.
+    pub(crate) fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-CONT", &child.id().to_string()]).status();
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
@@ -96,11 +198,10 @@ impl AgentProcess {
 
 /// A /16 of 10.64.0.0-10.250.255.255 held by one test for its pod
 /// ranges, so the networks of tests running side by side on one engine
-/// never overlap. A claim is a file naming its process, made whole in one
-/// step; the claim of a process that is gone is taken over. Released when
-/// dropped.
+/// never overlap: a [`Claim`] of its second octet, whose claim of a
+/// process that is gone is taken over. Released when dropped.
 pub struct PodRanges {
-    path: PathBuf,
+    _claim: Claim,
     /// The range, for `--cluster-cidr`.
     pub range: String,
     cidr: Cidr,
@@ -113,38 +214,12 @@ impl PodRanges {
     /// When every range is held by a live process.
     pub fn claim() -> Result<PodRanges> {
         let dir = std::env::temp_dir().join("bosun-test-pod-ranges");
-        std::fs::create_dir_all(&dir)?;
-        let pid = std::process::id();
-        static CLAIMS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let attempt = CLAIMS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mine = dir.join(format!("claim-{pid}-{attempt}"));
-        std::fs::write(&mine, pid.to_string())?;
-        let claimed = (64..=250u8).find_map(|second| {
-            let path = dir.join(second.to_string());
-            for _ in 0..2 {
-                match std::fs::hard_link(&mine, &path) {
-                    Ok(()) => return Some((second, path)),
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                        let holder = std::fs::read_to_string(&path)
-                            .ok()
-                            .and_then(|s| s.trim().parse::<u32>().ok());
-                        let alive = holder.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
-                        if alive {
-                            return None;
-                        }
-                        let _ = std::fs::remove_file(&path);
-                    }
-                    Err(_) => return None,
-                }
-            }
-            None
-        });
-        let _ = std::fs::remove_file(&mine);
-        let (second, path) =
-            claimed.context("every test pod range (10.64.0.0/16 to 10.250.0.0/16) is held by a running test")?;
+        let claim = Claim::first_free(&dir, 64..=250)?
+            .context("every test pod range (10.64.0.0/16 to 10.250.0.0/16) is held by a running test")?;
+        let second = u8::try_from(claim.slot()).context("a pod range slot")?;
         let cidr = Cidr::new(std::net::Ipv4Addr::new(10, second, 0, 0), 16);
         Ok(PodRanges {
-            path,
+            _claim: claim,
             range: cidr.to_string(),
             cidr,
         })
@@ -154,12 +229,6 @@ impl PodRanges {
     /// `index`th node, with the masters' default mask.
     pub fn block(&self, index: u64) -> String {
         self.cidr.block(24, index).map(|b| b.to_string()).unwrap_or_default()
-    }
-}
-
-impl Drop for PodRanges {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
     }
 }
 
@@ -268,23 +337,19 @@ impl TestCluster {
             self.dir.path().join(format!("agent-{name}")).display().to_string(),
             "--network".into(),
             self.network(name),
+            // Many agents share this machine's network namespace: none
+            // of them may change its routes and rules (the pod network
+            // across hosts is tested on hosts of their own, `hosts`).
+            "--network-backend".into(),
+            "none".into(),
             "--container-labels".into(),
             format!("{TEST_LABEL}={}", self.run),
-            "--heartbeat-seconds".into(),
-            "0.5".into(),
-            "--restart-backoff-seconds".into(),
-            "0.5".into(),
-            "--restart-backoff-max-seconds".into(),
-            "8".into(),
         ];
+        args.extend(fast_agent_flags());
         args.extend(extra.iter().map(|s| s.to_string()));
-        let mut agent = AgentProcess {
-            name: name.to_string(),
-            args,
-            log: self.dir.path().join(format!("agent-{name}.log")),
-            child: None,
-        };
-        spawn(&mut agent)?;
+        let log = self.dir.path().join(format!("agent-{name}.log"));
+        let mut agent = AgentProcess::new(name, Vec::new(), args, log);
+        agent.start()?;
         self.agents.push(agent);
         Ok(())
     }
@@ -302,10 +367,7 @@ impl TestCluster {
     /// For an unknown agent.
     pub fn kill_agent(&mut self, name: &str) -> Result<()> {
         let index = self.agent_index(name)?;
-        if let Some(mut child) = self.agents[index].child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.agents[index].kill();
         Ok(())
     }
 
@@ -315,7 +377,7 @@ impl TestCluster {
     /// When it does not start.
     pub fn restart_agent(&mut self, name: &str) -> Result<()> {
         let index = self.agent_index(name)?;
-        spawn(&mut self.agents[index])
+        self.agents[index].start()
     }
 
     /// Sends a signal (`STOP`, `CONT`...) to an agent.
@@ -415,18 +477,9 @@ impl TestCluster {
     /// # Errors
     /// On timeout.
     pub async fn wait_node_ready(&self, name: &str, ready: bool) -> Result<Node> {
-        let what = format!("node {name} {}", if ready { "Ready" } else { "not Ready" });
-        wait_until(Duration::from_secs(30), &what, || async {
-            let node = Api::<Node>::all(&self.client()).get(name).await?;
-            let is_ready = node
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.iter().find(|c| c.r#type == "Ready"))
-                .is_some_and(|c| c.status == "True");
-            Ok((is_ready == ready).then_some(node))
-        })
-        .await
-        .map_err(|e| anyhow!("{e}\n{}", self.agent_log(name)))
+        wait_node(&self.client(), name, ready)
+            .await
+            .map_err(|e| anyhow!("{e}\n{}", self.agent_log(name)))
     }
 
     /// This test's containers whose labels include `key=value`: (id, name,
@@ -454,32 +507,44 @@ impl TestCluster {
     }
 }
 
-fn spawn(agent: &mut AgentProcess) -> Result<()> {
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(&agent.log)?;
-    let child = Command::new(bin_dir().join("node-agent"))
-        .args(&agent.args)
-        .env(
-            "RUST_LOG",
-            std::env::var("BOSUN_TEST_LOG").unwrap_or_else(|_| "info".into()),
-        )
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::from(log.try_clone()?))
-        .stderr(Stdio::from(log))
-        .spawn()
-        .context("spawning node-agent")?;
-    agent.child = Some(child);
-    Ok(())
+/// The flags that make test agents quick to heartbeat and to restart
+/// crashed containers.
+pub(crate) fn fast_agent_flags() -> Vec<String> {
+    [
+        "--heartbeat-seconds",
+        "0.5",
+        "--restart-backoff-seconds",
+        "0.5",
+        "--restart-backoff-max-seconds",
+        "8",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Waits until node `name`'s Ready condition has `ready` ("True" when
+/// true, anything else when false), for 30 s.
+///
+/// # Errors
+/// On timeout.
+pub async fn wait_node(client: &Client, name: &str, ready: bool) -> Result<Node> {
+    let what = format!("node {name} {}", if ready { "Ready" } else { "not Ready" });
+    wait_until(Duration::from_secs(30), &what, || async {
+        let node = Api::<Node>::all(client).get(name).await?;
+        let is_ready = node
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.r#type == "Ready"))
+            .is_some_and(|c| c.status == "True");
+        Ok((is_ready == ready).then_some(node))
+    })
+    .await
 }
 
 impl Drop for TestCluster {
     fn drop(&mut self) {
         for agent in &mut self.agents {
-            if let Some(mut child) = agent.child.take() {
-                // A stopped agent must be continued to die.
-                let _ = Command::new("kill").args(["-CONT", &child.id().to_string()]).status();
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+            agent.kill();
         }
         // A create the agent sent just before it died may still be carried
         // out by the engine: keep removing until none has turned up for a

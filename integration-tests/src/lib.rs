@@ -7,6 +7,11 @@
 //!   never sleep for a fixed time.
 //! - [`ctl`] runs a ctl command line in-process and captures its output.
 //! - [`agents`] adds real node agents on Docker, cleaned up after each test.
+//! - [`hosts`] gives a test hosts of their own on this one machine: network
+//!   namespaces with an engine and an agent each, masters on hosts of
+//!   their own, links between them that a test can cut.
+//! - [`claims`] holds machine-wide numbered slots (pod ranges, host links)
+//!   for one test process at a time.
 //! - [`etcd`] runs an etcd cluster for side-by-side benchmarks.
 
 use std::path::{Path, PathBuf};
@@ -22,7 +27,9 @@ use tokio::time::Instant;
 use tonic::transport::Channel;
 
 pub mod agents;
+pub mod claims;
 pub mod etcd;
+pub mod hosts;
 
 /// The directory holding the workspace's binaries (`master`, `ctl`...):
 /// `$BOSUN_BIN_DIR`, or the target directory the test binary was built in.
@@ -44,6 +51,19 @@ pub fn bin_dir() -> PathBuf {
         dir.display()
     );
     dir
+}
+
+/// A command running `program` under `prefix` (`nsenter --net=...`), or
+/// directly when `prefix` is empty.
+pub(crate) fn command_under(prefix: &[String], program: impl AsRef<std::ffi::OsStr>) -> Command {
+    match prefix.split_first() {
+        Some((wrapper, args)) => {
+            let mut command = Command::new(wrapper);
+            command.args(args).arg(program);
+            command
+        }
+        None => Command::new(program),
+    }
 }
 
 /// Polls `check` until it returns `Ok(Some(value))` or `timeout` passes.
@@ -71,10 +91,32 @@ where
     }
 }
 
+/// Where a master runs: under a command (`nsenter --net=...` to run it in
+/// a network namespace) and listening on an IP there.
+#[derive(Debug, Clone)]
+pub struct MasterPlace {
+    /// The command and arguments the `master` binary runs under; empty to
+    /// run it directly.
+    pub prefix: Vec<String>,
+    /// The IP it listens on (with a port the kernel picks).
+    pub ip: std::net::IpAddr,
+}
+
+impl Default for MasterPlace {
+    /// Loopback of the test's own namespace.
+    fn default() -> MasterPlace {
+        MasterPlace {
+            prefix: Vec::new(),
+            ip: std::net::Ipv4Addr::LOCALHOST.into(),
+        }
+    }
+}
+
 /// One master process and what is needed to restart it.
 pub struct Master {
     pub id: u64,
     pub addr: String,
+    prefix: Vec<String>,
     data_dir: PathBuf,
     log: PathBuf,
     extra_args: Vec<String>,
@@ -113,8 +155,28 @@ impl MasterCluster {
     /// # Errors
     /// When a master does not start or the cluster does not form in time.
     pub async fn start(size: usize, extra_args: &[&str]) -> Result<MasterCluster> {
-        let mut dir = TempDir::with_prefix("bosun-test-")?;
-        if std::env::var_os("BOSUN_KEEP_TEST_DIRS").is_some() {
+        MasterCluster::start_on(vec![MasterPlace::default(); size], extra_args, None).await
+    }
+
+    /// Starts a master on each of `places`, like [`MasterCluster::start`],
+    /// keeping their data and logs in a directory made in `parent` (the
+    /// system's temp directory when `None`, or when `BOSUN_KEEP_TEST_DIRS`
+    /// asks to keep it).
+    ///
+    /// # Errors
+    /// When a master does not start or the cluster does not form in time.
+    pub async fn start_on(
+        places: Vec<MasterPlace>,
+        extra_args: &[&str],
+        parent: Option<&Path>,
+    ) -> Result<MasterCluster> {
+        let size = places.len();
+        let keep = std::env::var_os("BOSUN_KEEP_TEST_DIRS").is_some();
+        let mut dir = match parent {
+            Some(parent) if !keep => TempDir::with_prefix_in("masters-", parent)?,
+            _ => TempDir::with_prefix("bosun-test-")?,
+        };
+        if keep {
             // Keep the masters' data and logs for a post-mortem.
             dir.disable_cleanup(true);
             eprintln!("keeping {}", dir.path().display());
@@ -124,8 +186,8 @@ impl MasterCluster {
             dir,
             bin: bin_dir(),
         };
-        for _ in 0..size {
-            cluster.add_master(extra_args).await?;
+        for place in places {
+            cluster.add_master_on(place, extra_args).await?;
         }
         cluster.wait_for_voters(size).await?;
         Ok(cluster)
@@ -136,6 +198,15 @@ impl MasterCluster {
     /// # Errors
     /// When it does not start listening in time.
     pub async fn add_master(&mut self, extra_args: &[&str]) -> Result<usize> {
+        self.add_master_on(MasterPlace::default(), extra_args).await
+    }
+
+    /// Starts one more master at `place` (joining the first when there is
+    /// one).
+    ///
+    /// # Errors
+    /// When it does not start listening in time.
+    pub async fn add_master_on(&mut self, place: MasterPlace, extra_args: &[&str]) -> Result<usize> {
         let id = self.masters.len() as u64 + 1;
         let data_dir = self.dir.path().join(format!("master-{id}"));
         let mut args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
@@ -144,7 +215,8 @@ impl MasterCluster {
         }
         let mut master = Master {
             id,
-            addr: "127.0.0.1:0".to_string(),
+            addr: std::net::SocketAddr::new(place.ip, 0).to_string(),
+            prefix: place.prefix,
             log: self.dir.path().join(format!("master-{id}.log")),
             data_dir,
             extra_args: args,
@@ -162,7 +234,9 @@ impl MasterCluster {
             .create(true)
             .append(true)
             .open(&master.log)?;
-        let child = Command::new(self.bin.join("master"))
+        let binary = self.bin.join("master");
+        let mut command = crate::command_under(&master.prefix, binary);
+        let child = command
             .args(["--node-id", &master.id.to_string(), "--listen", &master.addr])
             .arg("--data-dir")
             .arg(&master.data_dir)
@@ -228,6 +302,7 @@ impl MasterCluster {
             Master {
                 id: 0,
                 addr: String::new(),
+                prefix: Vec::new(),
                 data_dir: PathBuf::new(),
                 log: PathBuf::new(),
                 extra_args: vec![],

@@ -1,11 +1,15 @@
 //! The pod network: each node's block of the cluster's pod ranges, given
-//! by the leader through Raft when the node registers.
+//! by the leader through Raft when the node registers; and, on hosts of
+//! their own (network namespaces with their own engines), pods reaching
+//! pods on other hosts directly or through VXLAN.
 
+use std::net::Ipv4Addr;
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use bosun_integration_tests::agents::{TestCluster, TEST_IMAGE, TEST_LABEL};
+use bosun_integration_tests::hosts::{HostCluster, HostsSpec};
 use bosun_integration_tests::{bin_dir, ctl, wait_until};
 use bosun_proto::api::{EventType, Node, Pod};
 use bosun_proto::client::{Api, WatchParams};
@@ -215,5 +219,381 @@ async fn pods_take_addresses_from_their_node_s_block_and_a_network_on_another_su
         message.contains(&b_block) && message.contains("docker network rm"),
         "{message}"
     );
+    Ok(())
+}
+
+// ---- Across hosts: each a network namespace with its own engine. ----
+
+/// A pod on `node` that serves `hello from NAME` on port 8080 and logs
+/// each request's source address (`httpd -vv`).
+fn server_on(name: &str, node: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  nodeName: {node}\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: web\n    image: {TEST_IMAGE}\n    imagePullPolicy: Never\n    command: [sh, -c, 'mkdir -p /www && echo hello from {name} > /www/index.html && exec httpd -f -vv -p 8080 -h /www']\n"
+    )
+}
+
+/// Creates a pod from `yaml` and waits until it runs; its address.
+async fn run_pod(cluster: &HostCluster, name: &str, yaml: &str) -> Result<Ipv4Addr> {
+    let out = ctl(&cluster.servers(), &["apply", "-f", "-"], yaml).await;
+    ensure!(out.ok(), "{out:?}");
+    let pods = Api::<Pod>::namespaced(&cluster.client(), "default");
+    let waited = wait_until(Duration::from_secs(60), &format!("pod {name} to run"), || async {
+        let status = pods.get(name).await?.status.unwrap_or_default();
+        let running = status.phase == "Running" && status.container_statuses.iter().all(|c| c.ready);
+        Ok((running && !status.pod_ip.is_empty()).then_some(status.pod_ip))
+    })
+    .await;
+    match waited {
+        Ok(ip) => Ok(ip.parse()?),
+        Err(e) => {
+            let out = ctl(&cluster.servers(), &["describe", "pod", name], "").await;
+            anyhow::bail!("{e}\n{}", out.stdout)
+        }
+    }
+}
+
+/// What `wget` in pod `from` gets from `url`, once it gets it (under
+/// `timeout`: BusyBox 1.35's `wget -T` crashes).
+async fn fetch(cluster: &HostCluster, from: &str, url: &str) -> Result<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let servers = cluster.servers();
+    loop {
+        let out = ctl(
+            &servers,
+            &["exec", from, "--", "timeout", "3", "wget", "-q", "-O", "-", url],
+            "",
+        )
+        .await;
+        if out.ok() {
+            return Ok(out.stdout);
+        }
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "{from} could not fetch {url} within 20 s; last try: {out:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Pod `name`'s log.
+async fn logs(cluster: &HostCluster, name: &str) -> String {
+    ctl(&cluster.servers(), &["logs", name], "").await.stdout
+}
+
+/// The client pod's source address as the server pod's log shows it.
+async fn wait_logged(cluster: &HostCluster, server: &str, source: Ipv4Addr) -> Result<()> {
+    let waited = wait_until(
+        Duration::from_secs(10),
+        &format!("{server} to log a request from {source}"),
+        || async {
+            let log = logs(cluster, server).await;
+            Ok(logged(&log, source).then_some(()))
+        },
+    )
+    .await;
+    if let Err(e) = waited {
+        anyhow::bail!("{e}; its log:\n{}", logs(cluster, server).await);
+    }
+    Ok(())
+}
+
+/// Whether an `httpd -vv` log has a request from `source` (`IP:port`, or
+/// `[::ffff:IP]:port` from a server on an IPv6 socket).
+fn logged(log: &str, source: Ipv4Addr) -> bool {
+    log.lines()
+        .any(|l| l.starts_with(&format!("{source}:")) || l.starts_with(&format!("[::ffff:{source}]:")))
+}
+
+fn client_on(name: &str, node: &str) -> String {
+    pod_on(name, node)
+}
+
+async fn routes(cluster: &HostCluster, host: &str) -> Result<String> {
+    cluster.exec_ok(host, &["ip", "route", "show", "proto", "98"]).await
+}
+
+async fn block_of(cluster: &HostCluster, node: &str) -> Result<Cidr> {
+    let client = cluster.client();
+    let cidr = wait_until(Duration::from_secs(20), &format!("{node}'s pod range"), || async {
+        let node = Api::<Node>::all(&client).get_opt(node).await?;
+        Ok(node.and_then(|n| n.spec).map(|s| s.pod_cidr).filter(|c| !c.is_empty()))
+    })
+    .await?;
+    Ok(cidr.parse()?)
+}
+
+#[tokio::test]
+async fn pods_on_hosts_of_one_link_reach_each_other_directly_and_keep_their_source() -> Result<()> {
+    let mut cluster = HostCluster::start(HostsSpec::new(1, &[("a", 1), ("b", 1)])).await?;
+    let server_ip = run_pod(&cluster, "server", &server_on("server", "b")).await?;
+    let client_ip = run_pod(&cluster, "client", &client_on("client", "a")).await?;
+    let b_block = block_of(&cluster, "b").await?;
+    ensure!(b_block.contains(server_ip), "{server_ip} outside b's block {b_block}");
+
+    // host-gw: a direct route via b's address, no overlay.
+    let b = cluster.host("b")?.address;
+    let table = routes(&cluster, "a").await?;
+    ensure!(table.contains(&format!("{b_block} via {b} ")), "a's routes:\n{table}");
+    let links = cluster.exec_ok("a", &["ip", "-o", "link", "show"]).await?;
+    ensure!(!links.contains("bosun.vxlan"), "{links}");
+
+    let page = fetch(&cluster, "client", &format!("http://{server_ip}:8080/")).await?;
+    ensure!(page.contains("hello from server"), "{page}");
+    wait_logged(&cluster, "server", client_ip).await?;
+
+    // Anything outside the pod ranges sees the node's address instead.
+    let outside = cluster.outside(1)?;
+    let www = outside.dir.join("www");
+    std::fs::create_dir_all(&www)?;
+    std::fs::write(www.join("index.html"), "outside\n")?;
+    let www = www.display().to_string();
+    cluster.spawn(
+        &outside.name,
+        &["busybox", "httpd", "-f", "-vv", "-p", "8080", "-h", &www],
+    )?;
+    let page = fetch(&cluster, "client", &format!("http://{}:8080/", outside.address)).await?;
+    ensure!(page.contains("outside"), "{page}");
+    let a = cluster.host("a")?.address;
+    let log_dir = outside.dir.clone();
+    let log = wait_until(Duration::from_secs(10), "the outside server's log", || async {
+        let log = std::fs::read_dir(&log_dir)?
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("spawned-"))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+            .collect::<String>();
+        Ok(log.contains("url:/").then_some(log))
+    })
+    .await?;
+    ensure!(
+        logged(&log, a) && !logged(&log, client_ip),
+        "the outside server saw:\n{log}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn pods_on_hosts_behind_a_router_reach_each_other_through_vxlan() -> Result<()> {
+    let cluster = HostCluster::start(HostsSpec::new(1, &[("a", 1), ("c", 2)])).await?;
+    let server_ip = run_pod(&cluster, "server", &server_on("server", "c")).await?;
+    let client_ip = run_pod(&cluster, "client", &client_on("client", "a")).await?;
+    let c_block = block_of(&cluster, "c").await?;
+    let table = routes(&cluster, "a").await?;
+    ensure!(
+        table.contains(&format!("{c_block} via {} dev bosun.vxlan", c_block.network())),
+        "a's routes:\n{table}"
+    );
+    // The overlay's MTU leaves room for its headers.
+    let device = cluster
+        .exec_ok("a", &["ip", "-d", "link", "show", "bosun.vxlan"])
+        .await?;
+    ensure!(
+        device.contains("mtu 1450") && device.contains("vxlan id 42"),
+        "{device}"
+    );
+    let page = fetch(&cluster, "client", &format!("http://{server_ip}:8080/")).await?;
+    ensure!(page.contains("hello from server"), "{page}");
+    wait_logged(&cluster, "server", client_ip).await?;
+    // And back, from c's pods to a's.
+    let back_ip = run_pod(&cluster, "back", &server_on("back", "a")).await?;
+    run_pod(&cluster, "caller", &client_on("caller", "c")).await?;
+    let page = fetch(&cluster, "caller", &format!("http://{back_ip}:8080/")).await?;
+    ensure!(page.contains("hello from back"), "{page}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_joining_host_is_routed_to_at_once_and_a_deleted_one_is_forgotten() -> Result<()> {
+    let mut cluster = HostCluster::start(HostsSpec::new(1, &[("a", 1), ("b", 1)])).await?;
+    run_pod(&cluster, "client", &client_on("client", "a")).await?;
+    cluster.add_host("c", 1, &[]).await?;
+    let c_block = block_of(&cluster, "c").await?;
+    for host in ["a", "b"] {
+        wait_until(Duration::from_secs(10), &format!("{host} to route to c"), || async {
+            Ok(routes(&cluster, host)
+                .await?
+                .contains(&c_block.to_string())
+                .then_some(()))
+        })
+        .await?;
+    }
+    cluster.wait_node_ready("c", true).await?;
+    let server_ip = run_pod(&cluster, "server", &server_on("server", "c")).await?;
+    let page = fetch(&cluster, "client", &format!("http://{server_ip}:8080/")).await?;
+    ensure!(page.contains("hello from server"), "{page}");
+
+    // The host goes, then its Node: its routes go everywhere.
+    let out = ctl(
+        &cluster.servers(),
+        &["delete", "pod", "server", "--grace-period", "0"],
+        "",
+    )
+    .await;
+    ensure!(out.ok(), "{out:?}");
+    cluster.remove_host("c")?;
+    let out = ctl(&cluster.servers(), &["delete", "node", "c"], "").await;
+    ensure!(out.ok(), "{out:?}");
+    for host in ["a", "b"] {
+        wait_until(Duration::from_secs(10), &format!("{host} to forget c"), || async {
+            Ok((!routes(&cluster, host).await?.contains(&c_block.to_string())).then_some(()))
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// The lines that went and came between two states.
+fn difference(was: &str, now: &str) -> String {
+    let gone: Vec<&str> = was.lines().filter(|l| !now.lines().any(|n| n == *l)).collect();
+    let came: Vec<&str> = now.lines().filter(|l| !was.lines().any(|w| w == *l)).collect();
+    format!("gone: {gone:#?}\ncame: {came:#?}\nnow:\n{now}")
+}
+
+/// What the pod network touches on a host, with counters and comments
+/// left out: routes, links, the packet filter and the engine's networks.
+async fn host_state(cluster: &HostCluster, host: &str) -> Result<String> {
+    // Without the carrier flag, which an empty bridge loses in its own time.
+    let routes = cluster
+        .exec_ok(host, &["ip", "-4", "route", "show", "table", "all"])
+        .await?;
+    let routes = routes.replace(" linkdown", "");
+    let links = cluster.exec_ok(host, &["ip", "-o", "link", "show"]).await?;
+    let links: Vec<&str> = links
+        .lines()
+        .filter_map(|l| l.split(':').nth(1))
+        .map(str::trim)
+        .collect();
+    let neighbours = cluster
+        .exec_ok(host, &["ip", "neigh", "show", "nud", "permanent"])
+        .await?;
+    let rules = cluster.exec_ok(host, &["iptables-save"]).await?;
+    let rules: Vec<String> = rules
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split(" [").next().unwrap_or(l).to_string())
+        .collect();
+    let networks = cluster
+        .docker_cli(host, &["network", "ls", "--format", "{{.Name}}"])
+        .await?;
+    // Sorted: Docker moves its own DOCKER-USER jump to the top now and
+    // then, which changes nothing the host holds.
+    let mut rules = rules;
+    rules.sort();
+    Ok(format!(
+        "routes:\n{routes}\nlinks: {links:?}\nneighbours:\n{neighbours}\nrules:\n{}\nnetworks:\n{}",
+        rules.join("\n"),
+        String::from_utf8_lossy(&networks.stdout)
+    ))
+}
+
+/// What the agent itself keeps on a host: its routes, its VXLAN device
+/// and entries, and its rules (lines with BOSUN, jumps included).
+async fn bosun_state(cluster: &HostCluster, host: &str) -> Result<String> {
+    let routes = routes(cluster, host).await?;
+    let device = cluster
+        .exec_ok(host, &["ip", "-d", "-o", "link", "show", "bosun.vxlan"])
+        .await?;
+    let device = device
+        .split(" link/")
+        .next()
+        .unwrap_or_default()
+        .replace(" state UNKNOWN", "");
+    let neighbours = cluster
+        .exec_ok(host, &["ip", "neigh", "show", "dev", "bosun.vxlan"])
+        .await?;
+    let fdb = cluster
+        .exec_ok(host, &["bridge", "fdb", "show", "dev", "bosun.vxlan"])
+        .await?;
+    let rules = cluster.exec_ok(host, &["iptables-save"]).await?;
+    let rules: Vec<&str> = rules
+        .lines()
+        .filter(|l| l.contains("BOSUN"))
+        .map(|l| l.split(" [").next().unwrap_or(l))
+        .collect();
+    Ok(format!(
+        "routes:\n{routes}\ndevice: {device}\nneighbours:\n{neighbours}\nfdb:\n{fdb}\nrules:\n{}",
+        rules.join("\n")
+    ))
+}
+
+#[tokio::test]
+async fn a_killed_agent_converges_on_the_same_routes_and_rules_and_cleanup_leaves_the_host_as_it_was() -> Result<()> {
+    let mut cluster = HostCluster::start(HostsSpec::new(1, &[("a", 1), ("c", 2)])).await?;
+    cluster.add_idle_host("d", 1).await?;
+    // Docker adds its engine-wide jumps (to DOCKER, DOCKER-ISOLATION) with
+    // its first bridge network and keeps them after the last: an engine
+    // that has had a network, as any user's has, is the host as found.
+    for step in [&["network", "create", "first"][..], &["network", "rm", "first"]] {
+        let out = cluster.docker_cli("d", step).await?;
+        ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let before = host_state(&cluster, "d").await?;
+    cluster.start_agent("d", &[])?;
+    cluster.wait_node_ready("d", true).await?;
+    let (a_block, c_block) = (block_of(&cluster, "a").await?, block_of(&cluster, "c").await?);
+    let d_block = block_of(&cluster, "d").await?;
+    // Both backends at once: a directly, c through VXLAN; and d's own
+    // bridge made.
+    wait_until(
+        Duration::from_secs(10),
+        "d to route to a and c and to its bridge",
+        || async {
+            let table = routes(&cluster, "d").await?;
+            let bridge = cluster
+                .exec_ok("d", &["ip", "route", "show", &d_block.to_string()])
+                .await?;
+            let ready = table.contains(&a_block.to_string())
+                && table.contains(&c_block.to_string())
+                && bridge.contains("dev br-");
+            Ok(ready.then_some(()))
+        },
+    )
+    .await?;
+    let running = bosun_state(&cluster, "d").await?;
+
+    cluster.kill_agent("d")?;
+    // Taken away meanwhile, to see the new agent put it back.
+    cluster
+        .exec_ok("d", &["ip", "route", "del", &a_block.to_string()])
+        .await?;
+    cluster.restart_agent("d")?;
+    wait_until(
+        Duration::from_secs(20),
+        "the restarted agent to route to a again",
+        || async {
+            Ok(routes(&cluster, "d")
+                .await?
+                .contains(&a_block.to_string())
+                .then_some(()))
+        },
+    )
+    .await?;
+    let again = bosun_state(&cluster, "d").await?;
+    ensure!(again == running, "after a restart, {}", difference(&running, &again));
+    for jump in ["-A FORWARD -j BOSUN-FORWARD", "-A POSTROUTING -j BOSUN-POSTROUTING"] {
+        let count = again.lines().filter(|l| *l == jump).count();
+        ensure!(count == 1, "{count} times {jump:?}:\n{again}");
+    }
+    ensure!(again.contains("bosun.vxlan") && again.contains("PERMANENT"), "{again}");
+
+    // --cleanup with the agent's own flags: the host as it was.
+    cluster.kill_agent("d")?;
+    let host = cluster.host("d")?.clone();
+    let agent = bin_dir().join("node-agent");
+    let data = host.dir.join("agent").display().to_string();
+    let cleanup = [
+        agent.to_str().context("a path")?,
+        "--cleanup",
+        "--name",
+        "d",
+        "--address",
+        &host.address.to_string(),
+        "--docker-host",
+        host.docker_host.as_deref().context("an engine")?,
+        "--data-dir",
+        &data,
+    ];
+    cluster.exec_ok("d", &cleanup).await?;
+    let after = host_state(&cluster, "d").await?;
+    ensure!(after == before, "after --cleanup, {}", difference(&before, &after));
     Ok(())
 }
