@@ -104,12 +104,17 @@ impl PodNetwork {
         let mut watcher = Watcher::new(Api::<Node>::all(&client), "", "");
         let mut peers: BTreeMap<String, Peer> = BTreeMap::new();
         let mut applied: Option<Plan> = None;
-        let mut next_sync = tokio::time::Instant::now();
+        // Nothing is synced before the first list: a plan without the
+        // peers would take their routes away from running pods (an agent
+        // restarting) only to put them back.
+        let mut listed = false;
+        let mut next_sync = tokio::time::Instant::now() + RESYNC;
         loop {
             tokio::select! {
                 change = watcher.next() => match change {
                     Ok(Change::Relisted(nodes)) => {
                         peers = nodes.iter().filter_map(|n| Some((name(n)?, Peer::of(n)?))).collect();
+                        listed = true;
                     }
                     Ok(Change::Event(kind, node)) => {
                         let Some(name) = name(&node) else { continue };
@@ -129,6 +134,9 @@ impl PodNetwork {
                 },
                 () = tokio::time::sleep_until(next_sync) => applied = None,
                 () = token.cancelled() => return,
+            }
+            if !listed {
+                continue;
             }
             let subnets = match self.netlink.subnets().await {
                 Ok(subnets) => subnets,
