@@ -8,6 +8,9 @@
 //!   cluster; pods bound per second, scheduling latency, leader memory.
 //! - `simulate`: many simulated nodes heartbeating to three masters; the
 //!   leader's CPU and memory.
+//! - `network`: pod-to-pod throughput and round trip across hosts
+//!   (network namespaces with their own engines), per backend, against
+//!   the same between the hosts.
 //! - `deploy`: Deployments on real agents (deploy, rolling update, node
 //!   loss) against the engine's floor and Docker Swarm on the same engine.
 
@@ -21,6 +24,7 @@ use clap::{Parser, Subcommand};
 pub const WIDE_POD_RANGES: [&str; 2] = ["--cluster-cidr", "10.0.0.0/8"];
 
 mod deploy;
+mod network;
 mod pod_watch;
 mod pods;
 mod raft;
@@ -52,6 +56,8 @@ enum Bench {
     /// Deployments on real agents: deploy, rolling update, node loss;
     /// against the engine's floor and Docker Swarm.
     Deploy(deploy::DeployArgs),
+    /// Pod-to-pod throughput across hosts, per backend, against the hosts'.
+    Network(network::NetworkArgs),
 }
 
 /// The `p`th percentile of sorted durations.
@@ -101,5 +107,6 @@ async fn main() -> Result<()> {
         Bench::Schedule(args) => schedule::run(args).await,
         Bench::Simulate(args) => simulate::run(args).await,
         Bench::Deploy(args) => deploy::run(args).await,
+        Bench::Network(args) => network::run(args).await,
     }
 }
