@@ -36,7 +36,8 @@ pub use rules::RulesError;
 
 /// How often the host is synced with no change seen.
 pub const RESYNC: Duration = Duration::from_secs(30);
-/// Pause before trying a failed sync again.
+/// Pause before trying a failed sync again, doubled per failure in a row
+/// up to [`RESYNC`].
 const RETRY: Duration = Duration::from_secs(1);
 /// VXLAN's UDP port when not given (flannel's and Linux's default).
 pub const DEFAULT_VXLAN_PORT: u16 = 8472;
@@ -108,6 +109,7 @@ impl PodNetwork {
         // peers would take their routes away from running pods (an agent
         // restarting) only to put them back.
         let mut listed = false;
+        let mut failures: u32 = 0;
         let mut next_sync = tokio::time::Instant::now() + RESYNC;
         loop {
             tokio::select! {
@@ -142,7 +144,8 @@ impl PodNetwork {
                 Ok(subnets) => subnets,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read this host's addresses; retrying");
-                    next_sync = tokio::time::Instant::now() + RETRY;
+                    failures += 1;
+                    next_sync = tokio::time::Instant::now() + retry(failures);
                     continue;
                 }
             };
@@ -154,12 +157,14 @@ impl PodNetwork {
                 Ok(()) => {
                     tracing::debug!(routes = plan.routes.len(), vxlan = plan.vxlan, "pod network in sync");
                     applied = Some(plan);
+                    failures = 0;
                     next_sync = tokio::time::Instant::now() + RESYNC;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot bring the pod network in line; retrying");
                     applied = None;
-                    next_sync = tokio::time::Instant::now() + RETRY;
+                    failures += 1;
+                    next_sync = tokio::time::Instant::now() + retry(failures);
                 }
             }
         }
@@ -171,6 +176,11 @@ impl PodNetwork {
         self.netlink.sync(own, self.uplink, self.vxlan_port, plan).await?;
         Ok(())
     }
+}
+
+/// The pause after `failures` failed syncs in a row.
+fn retry(failures: u32) -> Duration {
+    RETRY.saturating_mul(1 << failures.saturating_sub(1).min(5)).min(RESYNC)
 }
 
 fn name(node: &api::Node) -> Option<String> {
@@ -197,4 +207,15 @@ pub async fn cleanup() -> Result<Cleaned, NetworkError> {
         vxlan_device: removed.device,
         chains,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_syncs_are_retried_ever_later_up_to_the_resync_period() {
+        let pauses: Vec<u64> = (1..=8).map(|f| retry(f).as_secs()).collect();
+        assert_eq!(pauses, [1, 2, 4, 8, 16, 30, 30, 30]);
+    }
 }
