@@ -9,16 +9,17 @@
 //! sender's mean TCP round trip. Between hosts iperf3 runs in the hosts'
 //! namespaces; between pods it runs in pods, from an image of the host's
 //! own iperf3 and the libraries it links (made here, no registry). Rounds
-//! alternate the order of the two, and the medians are printed.
+//! alternate the order of the two, and the medians are printed. Last, a
+//! fourth host joins, and the bench prints how soon the others route to it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use bosun_integration_tests::hosts::{HostCluster, HostsSpec};
 use bosun_integration_tests::{ctl, wait_until};
-use bosun_proto::api::Pod;
+use bosun_proto::api::{Node, Pod};
 use bosun_proto::client::Api;
 
 #[derive(clap::Parser, Clone)]
@@ -234,5 +235,32 @@ pub async fn run(args: NetworkArgs) -> Result<()> {
         };
         println!("           runs: hosts {} | pods {}", all(&hosts), all(&pods));
     }
+    join_delay(&mut cluster).await
+}
+
+/// How long after a joining node's range is in its Node object the other
+/// agents route to it: the agents' watches see the Node, each syncs its
+/// host. Read at `a`'s routes every few ms.
+async fn join_delay(cluster: &mut HostCluster) -> Result<()> {
+    let nodes = Api::<Node>::all(&cluster.client());
+    cluster.add_host("d", 1, &[]).await?;
+    let range = wait_until(TIMEOUT, "d's pod range", || async {
+        let node = nodes.get_opt("d").await?;
+        Ok(node.and_then(|n| n.spec).map(|s| s.pod_cidr).filter(|c| !c.is_empty()))
+    })
+    .await?;
+    let seen = Instant::now();
+    loop {
+        let routes = cluster.exec_ok("a", &["ip", "route", "show", "proto", "98"]).await?;
+        if routes.contains(&range) {
+            break;
+        }
+        ensure!(seen.elapsed() < TIMEOUT, "a never routed to d's {range}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    println!(
+        "a joining node: routed to by the others {} after its range was read from the masters",
+        crate::ms(seen.elapsed())
+    );
     Ok(())
 }
