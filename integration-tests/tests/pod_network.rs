@@ -336,6 +336,23 @@ async fn pods_on_hosts_of_one_link_reach_each_other_directly_and_keep_their_sour
     ensure!(table.contains(&format!("{b_block} via {b} ")), "a's routes:\n{table}");
     let links = cluster.exec_ok("a", &["ip", "-o", "link", "show"]).await?;
     ensure!(!links.contains("bosun.vxlan"), "{links}");
+    // The pod bridge takes the host's MTU, and leaves masquerading to the
+    // agent's chain (which spares the pod ranges).
+    let uplink = cluster.exec_ok("a", &["ip", "-o", "link", "show", "eth0"]).await?;
+    let mtu = uplink
+        .split(" mtu ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .context("eth0's MTU")?;
+    let options = cluster
+        .docker_cli("a", &["network", "inspect", "bosun", "-f", "{{json .Options}}"])
+        .await?;
+    let options = String::from_utf8_lossy(&options.stdout);
+    ensure!(
+        options.contains(&format!("\"com.docker.network.driver.mtu\":\"{mtu}\""))
+            && options.contains("\"com.docker.network.bridge.enable_ip_masquerade\":\"false\""),
+        "the bridge's options: {options}"
+    );
 
     let page = fetch(&cluster, "client", &format!("http://{server_ip}:8080/")).await?;
     ensure!(page.contains("hello from server"), "{page}");
