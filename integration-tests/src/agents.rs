@@ -53,13 +53,22 @@ fn import_test_image() -> Result<()> {
 /// # Errors
 /// When busybox-static is missing or Docker refuses the import.
 pub fn import_test_image_into(docker_host: Option<&str>) -> Result<()> {
-    let tar = test_image_tar()?;
+    import_image(test_image_tar()?, TEST_IMAGE, docker_host)
+}
+
+/// `docker import` of the root in `tar` as `image` into the engine at
+/// `docker_host` (the machine's engine when `None`): an image made
+/// locally, no registry needed.
+///
+/// # Errors
+/// When Docker refuses the import.
+pub fn import_image(tar: &[u8], image: &str, docker_host: Option<&str>) -> Result<()> {
     let mut docker = Command::new("docker");
     if let Some(host) = docker_host {
         docker.env("DOCKER_HOST", host);
     }
     let mut child = docker
-        .args(["import", "-", TEST_IMAGE])
+        .args(["import", "-", image])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -67,17 +76,37 @@ pub fn import_test_image_into(docker_host: Option<&str>) -> Result<()> {
         .context("running docker import")?;
     let mut stdin = child.stdin.take().context("docker import's stdin")?;
     // Written from another thread: docker may fill its stderr meanwhile.
-    let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, tar));
-    let output = child.wait_with_output()?;
-    let written = writer.join().map_err(|_| anyhow!("writing the test image panicked"))?;
+    let (written, output) = std::thread::scope(|scope| {
+        let writer = scope.spawn(move || std::io::Write::write_all(&mut stdin, tar));
+        let output = child.wait_with_output();
+        (writer.join(), output)
+    });
+    let written = written.map_err(|_| anyhow!("writing the image to docker import panicked"))?;
+    let output = output?;
     if !output.status.success() {
         bail!(
-            "docker import of the test image into {} failed: {}",
+            "docker import of {image} into {} failed: {}",
             docker_host.unwrap_or("the machine's engine"),
             String::from_utf8_lossy(&output.stderr).trim()
         );
     }
-    written.context("writing the test image to docker import")
+    written.context("writing the image to docker import")
+}
+
+/// A tar of the directory `root`, for [`import_image`].
+///
+/// # Errors
+/// When `tar` fails.
+pub fn tar_of(root: &std::path::Path) -> Result<Vec<u8>> {
+    let output = Command::new("tar").arg("-C").arg(root).args(["-c", "."]).output()?;
+    if !output.status.success() {
+        bail!(
+            "tar of {} failed: {}",
+            root.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(output.stdout)
 }
 
 /// A tar of a root holding the host's static BusyBox and its applet
@@ -107,18 +136,7 @@ fn make_test_image_tar() -> Result<Vec<u8>> {
         std::os::unix::fs::symlink("busybox", bin.join(applet))?;
     }
     std::fs::create_dir_all(root.path().join("tmp"))?;
-    let output = Command::new("tar")
-        .arg("-C")
-        .arg(root.path())
-        .args(["-c", "."])
-        .output()?;
-    if !output.status.success() {
-        bail!(
-            "tar of the test image failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    Ok(output.stdout)
+    tar_of(root.path())
 }
 
 /// One node-agent process.
@@ -153,18 +171,8 @@ impl AgentProcess {
     /// # Errors
     /// When it cannot be spawned.
     pub(crate) fn start(&mut self) -> Result<()> {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
-        let agent = bin_dir().join("node-agent");
-        let mut command = crate::command_under(&self.prefix, agent);
-        let child = command
+        let child = crate::bosun_command(&self.prefix, &bin_dir().join("node-agent"), &self.log, "info")?
             .args(&self.args)
-            .env(
-                "RUST_LOG",
-                std::env::var("BOSUN_TEST_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::from(log.try_clone()?))
-            .stderr(Stdio::from(log))
             .spawn()
             .context("spawning node-agent")?;
         self.child = Some(child);
@@ -520,6 +528,24 @@ pub(crate) fn fast_agent_flags() -> Vec<String> {
     ]
     .map(String::from)
     .to_vec()
+}
+
+/// Waits until node `name` has its pod range (`spec.podCIDR`), for 20 s.
+///
+/// # Errors
+/// On timeout, or a range that does not parse.
+pub async fn wait_pod_range(client: &Client, name: &str) -> Result<Cidr> {
+    let nodes = Api::<Node>::all(client);
+    let range = wait_until(
+        Duration::from_secs(20),
+        &format!("node {name} to get a pod range"),
+        || async {
+            let node = nodes.get_opt(name).await?;
+            Ok(node.and_then(|n| n.spec).map(|s| s.pod_cidr).filter(|c| !c.is_empty()))
+        },
+    )
+    .await?;
+    Ok(range.parse()?)
 }
 
 /// Waits until node `name`'s Ready condition has `ready` ("True" when

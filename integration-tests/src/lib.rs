@@ -66,6 +66,26 @@ pub(crate) fn command_under(prefix: &[String], program: impl AsRef<std::ffi::OsS
     }
 }
 
+/// A Bosun binary of [`bin_dir`] under `prefix`, as the tests run them:
+/// its log (`RUST_LOG` from `BOSUN_TEST_LOG`, else `default_log`) appended
+/// to `log`, uncoloured.
+///
+/// # Errors
+/// When the log cannot be opened.
+pub(crate) fn bosun_command(prefix: &[String], binary: &Path, log: &Path, default_log: &str) -> Result<Command> {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+    let mut command = command_under(prefix, binary);
+    command
+        .env(
+            "RUST_LOG",
+            std::env::var("BOSUN_TEST_LOG").unwrap_or_else(|_| default_log.into()),
+        )
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::from(log.try_clone()?))
+        .stderr(Stdio::from(log));
+    Ok(command)
+}
+
 /// Polls `check` until it returns `Ok(Some(value))` or `timeout` passes.
 /// `Ok(None)` and errors mean "not yet"; the last error is reported.
 ///
@@ -230,28 +250,20 @@ impl MasterCluster {
     async fn spawn(&self, master: &mut Master) -> Result<()> {
         let address_file = self.dir.path().join(format!("master-{}.addr", master.id));
         let _ = std::fs::remove_file(&address_file);
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&master.log)?;
-        let binary = self.bin.join("master");
-        let mut command = crate::command_under(&master.prefix, binary);
-        let child = command
-            .args(["--node-id", &master.id.to_string(), "--listen", &master.addr])
-            .arg("--data-dir")
-            .arg(&master.data_dir)
-            .arg("--address-file")
-            .arg(&address_file)
-            .args(&master.extra_args)
-            .env(
-                "RUST_LOG",
-                std::env::var("BOSUN_TEST_LOG").unwrap_or_else(|_| "info,openraft=warn".into()),
-            )
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::from(log.try_clone()?))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .context("spawning master")?;
+        let child = bosun_command(
+            &master.prefix,
+            &self.bin.join("master"),
+            &master.log,
+            "info,openraft=warn",
+        )?
+        .args(["--node-id", &master.id.to_string(), "--listen", &master.addr])
+        .arg("--data-dir")
+        .arg(&master.data_dir)
+        .arg("--address-file")
+        .arg(&address_file)
+        .args(&master.extra_args)
+        .spawn()
+        .context("spawning master")?;
         master.child = Some(child);
         let addr = wait_until(Duration::from_secs(20), "the master to listen", || {
             let path = address_file.clone();

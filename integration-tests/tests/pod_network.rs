@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use bosun_integration_tests::agents::{TestCluster, TEST_IMAGE, TEST_LABEL};
+use bosun_integration_tests::agents::{wait_pod_range, TestCluster, TEST_IMAGE, TEST_LABEL};
 use bosun_integration_tests::hosts::{HostCluster, HostsSpec};
 use bosun_integration_tests::{bin_dir, ctl, wait_until};
 use bosun_proto::api::{EventType, Node, Pod};
@@ -21,15 +21,7 @@ async fn pod_cidr(cluster: &TestCluster, name: &str) -> Result<String> {
 }
 
 async fn wait_pod_cidr(cluster: &TestCluster, name: &str) -> Result<String> {
-    wait_until(
-        Duration::from_secs(10),
-        &format!("node {name} to get a pod range"),
-        || async {
-            let cidr = pod_cidr(cluster, name).await?;
-            Ok((!cidr.is_empty()).then_some(cidr))
-        },
-    )
-    .await
+    Ok(wait_pod_range(&cluster.client(), name).await?.to_string())
 }
 
 #[tokio::test]
@@ -313,13 +305,7 @@ async fn routes(cluster: &HostCluster, host: &str) -> Result<String> {
 }
 
 async fn block_of(cluster: &HostCluster, node: &str) -> Result<Cidr> {
-    let client = cluster.client();
-    let cidr = wait_until(Duration::from_secs(20), &format!("{node}'s pod range"), || async {
-        let node = Api::<Node>::all(&client).get_opt(node).await?;
-        Ok(node.and_then(|n| n.spec).map(|s| s.pod_cidr).filter(|c| !c.is_empty()))
-    })
-    .await?;
-    Ok(cidr.parse()?)
+    wait_pod_range(&cluster.client(), node).await
 }
 
 #[tokio::test]
@@ -612,5 +598,78 @@ async fn a_killed_agent_converges_on_the_same_routes_and_rules_and_cleanup_leave
     cluster.exec_ok("d", &cleanup).await?;
     let after = host_state(&cluster, "d").await?;
     ensure!(after == before, "after --cleanup, {}", difference(&before, &after));
+    Ok(())
+}
+
+/// A pod network made for another backend (Docker masquerading, or not)
+/// is refused with the remedy, like one on another subnet: pod-to-pod
+/// traffic would lose its source address, or pods the way out.
+#[tokio::test]
+async fn a_network_made_for_another_backend_is_refused() -> Result<()> {
+    let mut cluster = TestCluster::start(1, &[], &["a"], &[]).await?;
+    let block: Cidr = cluster.pod_ranges.block(1).parse()?;
+    let gateway = block.gateway().context("a gateway")?;
+    let made = Command::new("docker")
+        .args(["network", "create", "--label"])
+        .arg(format!("{TEST_LABEL}={}", cluster.run))
+        .arg(format!("--subnet={block}"))
+        .arg(format!("--gateway={gateway}"))
+        .args(["-o", "com.docker.network.bridge.enable_ip_masquerade=false"])
+        .arg(cluster.network("b"))
+        .output()?;
+    ensure!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    cluster.join_agent("b", &[]).await?;
+    ensure!(pod_cidr(&cluster, "b").await? == block.to_string());
+    let out = ctl(&cluster.servers(), &["apply", "-f", "-"], &pod_on("on-b", "b")).await;
+    ensure!(out.ok(), "{out:?}");
+    let pods = Api::<Pod>::namespaced(&cluster.client(), "default");
+    let message = wait_until(Duration::from_secs(30), "on-b to fail with the reason", || async {
+        let waiting = pods
+            .get("on-b")
+            .await?
+            .status
+            .unwrap_or_default()
+            .container_statuses
+            .into_iter()
+            .find_map(|c| c.state.and_then(|s| s.waiting));
+        Ok(waiting
+            .map(|w| w.message)
+            .filter(|m| m.contains("another --network-backend")))
+    })
+    .await?;
+    ensure!(message.contains("docker network rm"), "{message}");
+    Ok(())
+}
+
+#[test]
+fn an_agent_that_routes_refuses_an_address_not_of_this_host() -> Result<()> {
+    let data = tempfile::TempDir::with_prefix("bosun-test-address-")?;
+    let cases = [
+        ("agent", "needs the node's --address as an IPv4 address"),
+        (
+            "192.0.2.77",
+            "no interface of this host has the node's address 192.0.2.77",
+        ),
+    ];
+    for (address, reason) in cases {
+        let out = Command::new(bin_dir().join("node-agent"))
+            .args([
+                "--master",
+                "127.0.0.1:1",
+                "--listen",
+                "127.0.0.1:0",
+                "--address",
+                address,
+            ])
+            .arg("--data-dir")
+            .arg(data.path())
+            .env("RUST_BACKTRACE", "0")
+            .output()?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        ensure!(
+            !out.status.success() && stderr.contains(reason),
+            "--address {address}: {stderr}"
+        );
+    }
     Ok(())
 }

@@ -56,6 +56,14 @@ fn failed(step: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> NetlinkEr
     move |source| NetlinkError::Request { step, source }
 }
 
+/// The kernel answered a request for one thing with nothing.
+fn nothing(step: String) -> NetlinkError {
+    NetlinkError::Request {
+        step,
+        source: rtnetlink::Error::RequestFailed,
+    }
+}
+
 /// Whether the kernel said the thing is not there (so it is gone already).
 fn is_missing(error: &rtnetlink::Error) -> bool {
     const ENOENT: i32 = 2;
@@ -163,10 +171,7 @@ impl Netlink {
             .try_next()
             .await
             .map_err(failed(format!("read interface {index}")))?
-            .ok_or(NetlinkError::Request {
-                step: format!("read interface {index}"),
-                source: rtnetlink::Error::RequestFailed,
-            })
+            .ok_or_else(|| nothing(format!("read interface {index}")))
     }
 
     async fn vxlan_device(&self) -> Result<Option<LinkMessage>> {
@@ -263,21 +268,23 @@ impl Netlink {
     async fn ensure_vxlan(&self, own: &Own, uplink: Uplink, port: u16) -> Result<u32> {
         let mac = vtep_mac(own.range);
         let mtu = uplink.mtu.saturating_sub(VXLAN_OVERHEAD);
-        if let Some(link) = self.vxlan_device().await? {
-            let data = link.attributes.iter().find_map(|a| match a {
-                LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
-                    LinkInfo::Data(InfoData::Vxlan(data)) => Some(data.clone()),
-                    _ => None,
-                }),
-                _ => None,
-            });
-            let same = data.is_some_and(|data| {
-                data.contains(&InfoVxlan::Id(VXLAN_ID))
-                    && data.contains(&InfoVxlan::Local(own.address))
-                    && data.contains(&InfoVxlan::Port(port))
-                    && data.contains(&InfoVxlan::Link(uplink.index))
-            });
-            if same {
+        let wanted = [
+            InfoVxlan::Id(VXLAN_ID),
+            InfoVxlan::Local(own.address),
+            InfoVxlan::Port(port),
+            InfoVxlan::Link(uplink.index),
+        ];
+        let existing = self.vxlan_device().await?;
+        let same = existing.as_ref().filter(|link| {
+            link.attributes.iter().any(|a| match a {
+                LinkAttribute::LinkInfo(infos) => infos.iter().any(
+                    |i| matches!(i, LinkInfo::Data(InfoData::Vxlan(data)) if wanted.iter().all(|w| data.contains(w))),
+                ),
+                _ => false,
+            })
+        });
+        let index = match (same, &existing) {
+            (Some(link), _) => {
                 let index = link.header.index;
                 let settings = LinkUnspec::new_with_index(index)
                     .mtu(mtu)
@@ -290,15 +297,24 @@ impl Netlink {
                     .execute()
                     .await
                     .map_err(failed(format!("set up {VXLAN_DEVICE}")))?;
-                self.ensure_vtep_address(index, own.range).await?;
-                return Ok(index);
+                index
             }
-            tracing::info!(
-                device = VXLAN_DEVICE,
-                "the VXLAN device has another endpoint; making it again"
-            );
-            self.remove_vxlan().await?;
-        }
+            (None, other) => {
+                if other.is_some() {
+                    tracing::info!(
+                        device = VXLAN_DEVICE,
+                        "the VXLAN device has another endpoint; making it again"
+                    );
+                    self.remove_vxlan().await?;
+                }
+                self.create_vxlan(own, uplink, port, mtu, mac).await?
+            }
+        };
+        self.ensure_vtep_address(index, own.range).await?;
+        Ok(index)
+    }
+
+    async fn create_vxlan(&self, own: &Own, uplink: Uplink, port: u16, mtu: u32, mac: [u8; 6]) -> Result<u32> {
         let device = LinkVxlan::new(VXLAN_DEVICE, VXLAN_ID)
             .dev(uplink.index)
             .local(own.address)
@@ -318,11 +334,7 @@ impl Netlink {
             .vxlan_device()
             .await?
             .map(|l| l.header.index)
-            .ok_or(NetlinkError::Request {
-                step: format!("find {VXLAN_DEVICE} after creating it"),
-                source: rtnetlink::Error::RequestFailed,
-            })?;
-        self.ensure_vtep_address(index, own.range).await?;
+            .ok_or_else(|| nothing(format!("find {VXLAN_DEVICE} after creating it")))?;
         tracing::info!(
             device = VXLAN_DEVICE,
             vni = VXLAN_ID,

@@ -13,13 +13,14 @@
 //! fourth host joins, and the bench prints how soon the others route to it.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
+use bosun_integration_tests::agents::{import_image, tar_of, wait_pod_range};
 use bosun_integration_tests::hosts::{HostCluster, HostsSpec};
 use bosun_integration_tests::{ctl, wait_until};
-use bosun_proto::api::{Node, Pod};
+use bosun_proto::api::Pod;
 use bosun_proto::client::Api;
 
 #[derive(clap::Parser, Clone)]
@@ -86,23 +87,6 @@ fn image_root() -> Result<tempfile::TempDir> {
     }
     std::fs::create_dir_all(root.path().join("tmp"))?;
     Ok(root)
-}
-
-fn import(root: &Path, docker_host: &str) -> Result<()> {
-    let tar = Command::new("tar")
-        .arg("-C")
-        .arg(root)
-        .args(["-c", "."])
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let status = Command::new("docker")
-        .env("DOCKER_HOST", docker_host)
-        .args(["import", "-", IMAGE])
-        .stdin(tar.stdout.context("tar's output")?)
-        .stdout(Stdio::null())
-        .status()?;
-    ensure!(status.success(), "docker import of {IMAGE} into {docker_host} failed");
-    Ok(())
 }
 
 fn pod(name: &str, node: &str, args: &[&str], restart: &str) -> String {
@@ -188,11 +172,11 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 pub async fn run(args: NetworkArgs) -> Result<()> {
-    let root = image_root()?;
+    let image = tar_of(image_root()?.path())?;
     let mut cluster = HostCluster::start(HostsSpec::new(1, &[("a", 1), ("b", 1), ("c", 2)])).await?;
     for node in ["a", "b", "c"] {
         let docker_host = cluster.host(node)?.docker_host.clone().context("an engine")?;
-        import(root.path(), &docker_host)?;
+        import_image(&image, IMAGE, Some(&docker_host))?;
     }
     for host in ["b", "c"] {
         cluster.spawn(host, &["iperf3", "-s", "-p", PORT])?;
@@ -242,13 +226,8 @@ pub async fn run(args: NetworkArgs) -> Result<()> {
 /// agents route to it: the agents' watches see the Node, each syncs its
 /// host. Read at `a`'s routes every few ms.
 async fn join_delay(cluster: &mut HostCluster) -> Result<()> {
-    let nodes = Api::<Node>::all(&cluster.client());
     cluster.add_host("d", 1, &[]).await?;
-    let range = wait_until(TIMEOUT, "d's pod range", || async {
-        let node = nodes.get_opt("d").await?;
-        Ok(node.and_then(|n| n.spec).map(|s| s.pod_cidr).filter(|c| !c.is_empty()))
-    })
-    .await?;
+    let range = wait_pod_range(&cluster.client(), "d").await?.to_string();
     let seen = Instant::now();
     loop {
         let routes = cluster.exec_ok("a", &["ip", "route", "show", "proto", "98"]).await?;
