@@ -51,6 +51,21 @@ async fn create(cluster: &TestCluster, yaml: &str) -> Result<()> {
     Ok(())
 }
 
+/// The page served on `port` of this host, once it answers.
+async fn host_port_page(port: u16) -> Result<String> {
+    wait_until(Duration::from_secs(20), "the host port to answer", || async move {
+        let output = tokio::process::Command::new("wget")
+            .args(["-q", "-O-", &format!("http://127.0.0.1:{port}/")])
+            .output()
+            .await?;
+        Ok(output
+            .status
+            .success()
+            .then(|| String::from_utf8_lossy(&output.stdout).into_owned()))
+    })
+    .await
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -99,17 +114,7 @@ async fn a_pod_runs_with_an_ip_its_containers_share_localhost_and_publish_host_p
     })
     .await?;
     // The host port reaches the pod.
-    let body = wait_until(Duration::from_secs(20), "the host port to answer", || async move {
-        let output = tokio::process::Command::new("wget")
-            .args(["-q", "-O-", &format!("http://127.0.0.1:{port}/")])
-            .output()
-            .await?;
-        Ok(output
-            .status
-            .success()
-            .then(|| String::from_utf8_lossy(&output.stdout).into_owned()))
-    })
-    .await?;
+    let body = host_port_page(port).await?;
     assert_eq!(body.trim(), "hello-from-web");
 
     let out = ctl(&servers, &["get", "pods", "-o", "wide"], "").await;
@@ -155,6 +160,97 @@ async fn a_pod_runs_with_an_ip_its_containers_share_localhost_and_publish_host_p
 
 /// Whether some line of `text` starts with these words (columns aligned
 /// with any number of spaces).
+/// The address container `id` has on its networks, from `docker inspect`.
+fn container_ip(id: &str) -> Result<String> {
+    let output = std::process::Command::new("docker")
+        .args([
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            id,
+        ])
+        .output()?;
+    ensure!(output.status.success(), "docker inspect {id}: {output:?}");
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+#[tokio::test]
+async fn a_pod_of_one_container_is_one_container_that_keeps_its_address_across_restarts() -> Result<()> {
+    let cluster = TestCluster::start(1, &[], &["node-a"], &[]).await?;
+    let servers = cluster.servers();
+    let port = free_port();
+    let web = format!(
+        "{}      ports: [{{containerPort: 8080, hostPort: {port}}}]
+      readinessProbe: {{httpGet: {{path: /, port: 8080}}, periodSeconds: 1}}
+",
+        container(
+            "web",
+            "mkdir -p /www && hostname > /www/index.html && echo serving && exec httpd -f -p 8080 -h /www"
+        )
+    );
+    create(
+        &cluster,
+        &pod_yaml(
+            "solo",
+            "node-a",
+            "  terminationGracePeriodSeconds: 1
+",
+            &web,
+        ),
+    )
+    .await?;
+    let pod = cluster
+        .wait_pod("solo", Duration::from_secs(30), "solo to run and be ready", running)
+        .await?;
+    let uid = pod.metadata.clone().unwrap_or_default().uid;
+    let pod_ip = pod.status.clone().unwrap_or_default().pod_ip;
+    let containers = cluster.containers("io.bosun.pod.uid", &uid)?;
+    ensure!(containers.len() == 1, "one container and no sandbox: {containers:?}");
+    ensure!(
+        container_ip(&containers[0].0)? == pod_ip,
+        "the container holds the pod IP {pod_ip}"
+    );
+
+    // Its host port, logs and exec work as a sandboxed pod's do; its
+    // hostname is the pod's name.
+    let body = host_port_page(port).await?;
+    ensure!(body.trim() == "solo", "{body:?}");
+    let out = ctl(&servers, &["logs", "solo"], "").await;
+    ensure!(out.ok() && out.stdout.contains("serving"), "{out:?}");
+    let out = ctl(&servers, &["exec", "solo", "--", "sh", "-c", "exit 3"], "").await;
+    ensure!(
+        out.error.as_deref() == Some("command terminated with exit code 3"),
+        "{out:?}"
+    );
+
+    // Killed behind the agent's back: a new container, at the same address,
+    // ready again through its probe; the old one stays for `logs --previous`.
+    let killed = std::process::Command::new("docker")
+        .args(["kill", &containers[0].0])
+        .output()?;
+    ensure!(killed.status.success(), "docker kill failed");
+    let pod = cluster
+        .wait_pod("solo", Duration::from_secs(30), "solo to be restarted and ready", |p| {
+            statuses(p).first().is_some_and(|s| s.restart_count >= 1) && running(p)
+        })
+        .await?;
+    ensure!(
+        pod.status.unwrap_or_default().pod_ip == pod_ip,
+        "the same pod IP after a restart"
+    );
+    let containers = cluster.containers("io.bosun.pod.uid", &uid)?;
+    let live: Vec<_> = containers.iter().filter(|c| c.2 == "running").collect();
+    ensure!(live.len() == 1 && containers.len() == 2, "{containers:?}");
+    ensure!(container_ip(&live[0].0)? == pod_ip, "the new container holds {pod_ip}");
+    let out = ctl(&servers, &["logs", "solo", "--previous"], "").await;
+    ensure!(out.ok() && out.stdout.contains("serving"), "{out:?}");
+
+    let out = ctl(&servers, &["delete", "pod", "solo"], "").await;
+    ensure!(out.ok(), "{out:?}");
+    ensure!(cluster.containers("io.bosun.pod.uid", &uid)?.is_empty(), "all removed");
+    Ok(())
+}
+
 fn has_line(text: &str, words: &str) -> bool {
     let wanted: Vec<&str> = words.split_whitespace().collect();
     text.lines()
@@ -415,16 +511,20 @@ async fn restart_policies_on_failure_and_never_behave_as_in_kubernetes() -> Resu
             terminated.reason,
             if expected == "Succeeded" { "Completed" } else { "Error" }
         );
-        // A finished pod gives back its sandbox (and address); its exited
-        // container stays for `logs`.
+        // A finished pod gives back its address; its exited container
+        // stays for `logs`.
         let uid = pod.metadata.as_ref().map(|m| m.uid.clone()).unwrap_or_default();
-        wait_until(Duration::from_secs(20), "the finished pod's sandbox to go", || {
-            let containers = cluster.containers("io.bosun.pod.uid", &uid);
-            async move {
-                let containers = containers?;
-                Ok((containers.len() == 1 && containers[0].2 == "exited").then_some(()))
-            }
-        })
+        wait_until(
+            Duration::from_secs(20),
+            "the finished pod's container alone, exited",
+            || {
+                let containers = cluster.containers("io.bosun.pod.uid", &uid);
+                async move {
+                    let containers = containers?;
+                    Ok((containers.len() == 1 && containers[0].2 == "exited").then_some(()))
+                }
+            },
+        )
         .await
         .with_context(|| format!("{name}: {:?}", cluster.containers("io.bosun.pod.uid", &uid)))?;
         let logs = ctl(&cluster.servers(), &["logs", name], "").await;
@@ -564,7 +664,7 @@ async fn a_restarted_agent_adopts_its_containers_and_cleans_up_deleted_pods() ->
         .wait_pod("drop", Duration::from_secs(30), "drop to run", running)
         .await?;
     let before = cluster.containers("io.bosun.pod.name", "keep")?;
-    assert_eq!(before.len(), 2, "sandbox and app: {before:?}");
+    assert_eq!(before.len(), 1, "one container, holding the pod's address: {before:?}");
 
     cluster.kill_agent("node-a")?;
     let out = ctl(&servers, &["delete", "pod", "drop", "--wait=false"], "").await;

@@ -11,6 +11,7 @@ use anyhow::{ensure, Context, Result};
 use bosun_integration_tests::agents::{wait_pod_range, TestCluster, TEST_IMAGE, TEST_LABEL};
 use bosun_integration_tests::hosts::{HostCluster, HostsSpec};
 use bosun_integration_tests::{bin_dir, ctl, wait_until};
+use bosun_node_agent::addresses::engine_range;
 use bosun_proto::api::{EventType, Node, Pod};
 use bosun_proto::client::{Api, WatchParams};
 use bosun_proto::net::Cidr;
@@ -614,6 +615,10 @@ async fn a_network_made_for_another_backend_is_refused() -> Result<()> {
         .arg(format!("{TEST_LABEL}={}", cluster.run))
         .arg(format!("--subnet={block}"))
         .arg(format!("--gateway={gateway}"))
+        .arg(format!(
+            "--ip-range={}",
+            engine_range(block).context("an engine range")?
+        ))
         .args(["-o", "com.docker.network.bridge.enable_ip_masquerade=false"])
         .arg(cluster.network("b"))
         .output()?;

@@ -1,10 +1,10 @@
 //! What every part of one agent shares, built in one place
 //! ([`Context::new`]) for a real agent and for each simulated one.
 //!
-//! The parts: the node's name and address, the container runtime, the
-//! client to the masters, the caches of objects the pods read
-//! ([`Caches`], one per process, shared by simulated agents), the data
-//! directory ([`DataDir`]), the status reporter and the event recorder,
+//! The parts: the node's name and address, its pods' addresses, the
+//! container runtime, the client to the masters, the caches of objects the
+//! pods read ([`Caches`], one per process, shared by simulated agents), the
+//! data directory ([`DataDir`]), the status reporter and the event recorder,
 //! and the index of pods bound here (for logs and exec).
 
 use std::collections::HashMap;
@@ -16,6 +16,7 @@ use bosun_proto::client::{reflect, Api, Client, Store, Watcher};
 use bosun_proto::net::Cidr;
 use tokio_util::sync::CancellationToken;
 
+use crate::addresses::Addresses;
 use crate::events::Recorder;
 use crate::plan;
 use crate::status::Reporter;
@@ -102,6 +103,8 @@ pub struct Context<R> {
     /// registration; the pod network's subnet. Set before the pod manager
     /// starts.
     pub pod_range: OnceLock<Cidr>,
+    /// The pods' addresses in that range.
+    pub addresses: Addresses,
     pub data: DataDir,
     /// The agent's identity on its engine ([`crate::cleanup::identity`]),
     /// known once the runtime answered; labels every container. Set before
@@ -152,6 +155,7 @@ impl<R> Context<R> {
             node,
             cluster_id: OnceLock::new(),
             pod_range: OnceLock::new(),
+            addresses: Addresses::default(),
             data,
             identity: OnceLock::new(),
             runtime,

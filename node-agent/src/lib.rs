@@ -5,6 +5,8 @@
 //! - [`runtime`]: the container runtime trait, Docker and a fake.
 //! - [`plan`]: the pure decision of what to do for one pod, given what the
 //!   runtime reports (restart policy, back-off, status).
+//! - [`addresses`]: the pods' addresses in the node's range, given by the
+//!   agent so a pod keeps its address while its containers restart.
 //! - [`worker`]: one task per pod acting on its plans.
 //! - [`probe`]: startup, liveness and readiness probes of the running
 //!   containers, whose verdicts the plan turns into readiness and kills.
@@ -20,6 +22,7 @@
 //! - [`node`]: registration and heartbeats; [`server`]: logs and exec for
 //!   the masters; [`simulate`]: many fake agents in one process.
 
+pub mod addresses;
 pub mod agent;
 pub mod cleanup;
 pub mod config;

@@ -23,17 +23,20 @@
 //! probe gave up is killed; its exit is then an ordinary one, restarted
 //! (and counted, and backed off) as the restart policy says.
 //!
-//! A pod whose sandbox is missing or dead starts over: its containers are
-//! removed and the sandbox is created again (restart counts go on). A pod
-//! being deleted, or gone, has everything stopped with its grace period and
-//! removed; then its object is deleted.
+//! A pod's network, and so its address, is held by one container
+//! ([`Shape`]): a pod of one container holds it itself, and the engine runs
+//! one container for it; a pod of several containers has a sandbox holding
+//! it, which the containers join. A pod whose sandbox is missing or dead
+//! starts over: its containers are removed and the sandbox is created again
+//! (restart counts go on). A pod being deleted, or gone, has everything
+//! stopped with its grace period and removed; then its object is deleted.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use bosun_proto::api::{
     ContainerState as ApiState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
-    ContainerStatus, Pod, PodCondition, PodStatus,
+    ContainerStatus, Pod, PodCondition, PodSpec, PodStatus,
 };
 
 use crate::probe::Verdict;
@@ -118,6 +121,45 @@ impl ContainerMemory {
     }
 }
 
+/// Where a pod's network, and so its address, lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// A sandbox container holds it; the pod's containers join it.
+    Sandbox,
+    /// The pod's only container holds it: each instance of that container
+    /// is created with the pod's address, so a restart keeps it.
+    Single,
+}
+
+impl Shape {
+    /// A pod of one container needs no sandbox; a pod of several does, and
+    /// so does a pod adopted with a running sandbox (made by an earlier
+    /// agent), until that sandbox ends.
+    pub fn of(spec: &PodSpec, actual: &[ContainerInfo]) -> Shape {
+        let sandbox_runs = actual
+            .iter()
+            .any(|c| c.container_name() == labels::SANDBOX && c.is_running());
+        if spec.containers.len() == 1 && !sandbox_runs {
+            Shape::Single
+        } else {
+            Shape::Sandbox
+        }
+    }
+}
+
+/// The container holding the pod's network ([`Shape::of`]): its newest
+/// sandbox, or the newest instance of its only container.
+pub fn network_holder<'a>(spec: &PodSpec, actual: &'a [ContainerInfo]) -> Option<&'a ContainerInfo> {
+    let name = match Shape::of(spec, actual) {
+        Shape::Sandbox => labels::SANDBOX,
+        Shape::Single => spec.containers[0].name.as_str(),
+    };
+    actual
+        .iter()
+        .filter(|c| c.container_name() == name)
+        .max_by_key(|c| c.attempt())
+}
+
 /// One step for the worker.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -126,8 +168,9 @@ pub enum Action {
     /// Create and start the sandbox as `attempt`.
     StartSandbox { attempt: u32 },
     /// Pull the image as the pull policy says, create and start container
-    /// `name` as `attempt`.
-    StartContainer { name: String, attempt: u32 },
+    /// `name` as `attempt`: in the sandbox's network, or holding the pod's
+    /// network itself ([`Shape::Single`]).
+    StartContainer { name: String, attempt: u32, shape: Shape },
     /// Stop every container (SIGTERM, SIGKILL after `grace`), then remove
     /// them all.
     StopAll { grace: Duration },
@@ -208,6 +251,7 @@ pub fn plan(
     let spec = pod.spec.clone().unwrap_or_default();
     let mut plan = Plan::default();
 
+    let shape = Shape::of(&spec, actual);
     let mut sandboxes: Vec<&ContainerInfo> = actual
         .iter()
         .filter(|c| c.container_name() == labels::SANDBOX)
@@ -227,36 +271,42 @@ pub fn plan(
         }
         return plan;
     }
-    let Some(sandbox) = live else {
-        // No running sandbox: the pod's network is gone. Start over.
-        let leftovers: Vec<String> = actual.iter().map(|c| c.id.clone()).collect();
-        for c in actual.iter().filter(|c| c.container_name() != labels::SANDBOX) {
-            let remembered = memory.containers.entry(c.container_name().to_string()).or_default();
-            remembered.last_attempt = remembered.last_attempt.max(Some(c.attempt()));
-        }
-        if !leftovers.is_empty() {
-            plan.actions.push(Action::Remove(leftovers));
-        }
-        let failed = memory.sandbox.retry_at.filter(|at| *at > now);
-        match failed {
-            Some(at) => plan.wake_at = Some(at),
-            None => {
-                let attempt = memory.last_sandbox_attempt.map_or(0, |a| a + 1);
-                plan.actions.push(Action::StartSandbox { attempt });
-            }
-        }
-        plan.status = Some(pod_status(
-            pod,
-            &spec,
-            None,
-            waiting_statuses(&spec, memory, now),
-            context,
-        ));
-        return plan;
+    let network_gone = match shape {
+        Shape::Sandbox => live.is_none(),
+        // Containers that joined a sandbox (an earlier agent's, now dead).
+        Shape::Single => actual
+            .iter()
+            .any(|c| c.container_name() == labels::SANDBOX || c.label(labels::POD_IP).is_empty()),
     };
-    let stale: Vec<String> = sandboxes.iter().skip(1).map(|s| s.id.clone()).collect();
-    if !stale.is_empty() {
-        plan.actions.push(Action::Remove(stale));
+    let mut actual = actual;
+    if network_gone && !actual.is_empty() {
+        // The pod's network is gone: start over.
+        start_over(actual, memory, &mut plan);
+        actual = &[];
+    }
+    if shape == Shape::Sandbox {
+        if live.is_none() {
+            let failed = memory.sandbox.retry_at.filter(|at| *at > now);
+            match failed {
+                Some(at) => plan.wake_at = Some(at),
+                None => {
+                    let attempt = memory.last_sandbox_attempt.map_or(0, |a| a + 1);
+                    plan.actions.push(Action::StartSandbox { attempt });
+                }
+            }
+            plan.status = Some(pod_status(
+                pod,
+                &spec,
+                None,
+                waiting_statuses(&spec, memory, now),
+                context,
+            ));
+            return plan;
+        }
+        let stale: Vec<String> = sandboxes.iter().skip(1).map(|s| s.id.clone()).collect();
+        if !stale.is_empty() {
+            plan.actions.push(Action::Remove(stale));
+        }
     }
 
     let mut statuses = Vec::new();
@@ -275,8 +325,8 @@ pub fn plan(
         }
         let mut status = container_plan(
             &spec.restart_policy,
-            &container.name,
-            &container.image,
+            container,
+            shape,
             instances.first().copied(),
             instances.get(1).copied(),
             remembered,
@@ -290,18 +340,32 @@ pub fn plan(
         }
         statuses.push(status);
     }
-    let status = pod_status(pod, &spec, Some(sandbox), statuses, context);
+    let holder = network_holder(&spec, actual);
+    let status = pod_status(pod, &spec, holder, statuses, context);
     if plan.actions.is_empty() && matches!(status.phase.as_str(), "Succeeded" | "Failed") {
         memory.finished = true;
-        plan.actions.push(Action::StopSandbox { id: sandbox.id.clone() });
+        if let Some(sandbox) = live {
+            plan.actions.push(Action::StopSandbox { id: sandbox.id.clone() });
+        }
     }
     plan.status = Some(status);
     plan
 }
 
+/// Removes every container of a pod whose network is gone, remembering
+/// their attempts so restarts count on.
+fn start_over(actual: &[ContainerInfo], memory: &mut Memory, plan: &mut Plan) {
+    for c in actual.iter().filter(|c| c.container_name() != labels::SANDBOX) {
+        let remembered = memory.containers.entry(c.container_name().to_string()).or_default();
+        remembered.last_attempt = remembered.last_attempt.max(Some(c.attempt()));
+    }
+    plan.actions
+        .push(Action::Remove(actual.iter().map(|c| c.id.clone()).collect()));
+}
+
 /// Whether the pod, as last reported, has finished for good: Succeeded or
 /// Failed, with a restart policy that will not start it again.
-fn finished(pod: &Pod, spec: &bosun_proto::api::PodSpec) -> bool {
+fn finished(pod: &Pod, spec: &PodSpec) -> bool {
     let phase = pod.status.as_ref().map_or("", |s| s.phase.as_str());
     matches!(phase, "Succeeded" | "Failed") && spec.restart_policy != "Always"
 }
@@ -334,8 +398,8 @@ fn plan_termination(pod: Option<&Pod>, gone_grace: Option<i64>, actual: &[Contai
 #[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
 fn container_plan(
     restart_policy: &str,
-    name: &str,
-    image: &str,
+    container: &bosun_proto::api::Container,
+    shape: Shape,
     latest: Option<&ContainerInfo>,
     previous: Option<&ContainerInfo>,
     memory: &mut ContainerMemory,
@@ -343,9 +407,10 @@ fn container_plan(
     now: SystemTime,
     plan: &mut Plan,
 ) -> ContainerStatus {
+    let name = container.name.as_str();
     let mut status = ContainerStatus {
         name: name.to_string(),
-        image: image.to_string(),
+        image: container.image.clone(),
         restart_count: memory.last_attempt.unwrap_or(0) as i32,
         ..Default::default()
     };
@@ -361,6 +426,7 @@ fn container_plan(
             None => plan.actions.push(Action::StartContainer {
                 name: name.to_string(),
                 attempt,
+                shape,
             }),
         }
         return status;
@@ -378,6 +444,7 @@ fn container_plan(
             plan.actions.push(Action::StartContainer {
                 name: name.to_string(),
                 attempt: latest.attempt(),
+                shape,
             });
             status.state = Some(waiting("ContainerCreating", ""));
         }
@@ -432,6 +499,7 @@ fn container_plan(
                 plan.actions.push(Action::StartContainer {
                     name: name.to_string(),
                     attempt: latest.attempt() + 1,
+                    shape,
                 });
             } else {
                 wake(plan, at);
@@ -473,7 +541,7 @@ fn apply_probes(
 }
 
 /// Statuses for containers not yet created (the sandbox is being made).
-fn waiting_statuses(spec: &bosun_proto::api::PodSpec, memory: &Memory, now: SystemTime) -> Vec<ContainerStatus> {
+fn waiting_statuses(spec: &PodSpec, memory: &Memory, now: SystemTime) -> Vec<ContainerStatus> {
     spec.containers
         .iter()
         .map(|c| {
@@ -598,8 +666,8 @@ fn condition(kind: &str, ok: bool, reason: &str) -> PodCondition {
 
 fn pod_status(
     pod: &Pod,
-    spec: &bosun_proto::api::PodSpec,
-    sandbox: Option<&ContainerInfo>,
+    spec: &PodSpec,
+    holder: Option<&ContainerInfo>,
     statuses: Vec<ContainerStatus>,
     context: &Context,
 ) -> PodStatus {
@@ -614,7 +682,7 @@ fn pod_status(
         .status
         .as_ref()
         .and_then(|s| s.start_time)
-        .or_else(|| sandbox.map(|s| s.created_at.into()));
+        .or_else(|| holder.map(|s| s.created_at.into()));
     PodStatus {
         phase: phase.to_string(),
         conditions: vec![
@@ -624,7 +692,7 @@ fn pod_status(
             condition("Ready", all_ready, not_ready_reason),
         ],
         host_ip: context.host_ip.clone(),
-        pod_ip: sandbox.and_then(|s| s.ip.clone()).unwrap_or_default(),
+        pod_ip: holder.and_then(ContainerInfo::pod_ip).unwrap_or_default().to_string(),
         start_time,
         container_statuses: statuses,
         ..Default::default()

@@ -35,7 +35,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::events::Recorder;
-use crate::runtime::{labels, ContainerInfo, ContainerRuntime, ContainerState};
+use crate::runtime::{ContainerInfo, ContainerRuntime, ContainerState};
 
 pub mod check;
 pub mod runner;
@@ -55,8 +55,9 @@ pub struct Wanted<'a> {
 }
 
 /// The container instances of `pod` to probe at `now`: for each container
-/// with a probe, its newest instance if it is running, while the pod has a
-/// running sandbox and is not being deleted.
+/// with a probe, its newest instance if it is running, while the container
+/// holding the pod's network ([`crate::plan::network_holder`]) runs and the
+/// pod is not being deleted.
 pub fn wanted<'a>(pod: Option<&'a Pod>, actual: &'a [ContainerInfo], now: SystemTime) -> Vec<Wanted<'a>> {
     let Some(pod) = pod else { return vec![] };
     if pod.metadata.as_ref().is_some_and(|m| m.deletion_timestamp.is_some()) {
@@ -68,11 +69,11 @@ pub fn wanted<'a>(pod: Option<&'a Pod>, actual: &'a [ContainerInfo], now: System
             .filter(|c| c.container_name() == name)
             .max_by_key(|c| c.attempt())
     };
-    let Some(sandbox) = newest(labels::SANDBOX).filter(|s| s.is_running()) else {
+    let Some(spec) = pod.spec.as_ref() else { return vec![] };
+    let Some(holder) = crate::plan::network_holder(spec, actual).filter(|h| h.is_running()) else {
         return vec![];
     };
-    let containers = pod.spec.as_ref().map(|s| s.containers.as_slice()).unwrap_or_default();
-    containers
+    spec.containers
         .iter()
         .filter(|c| c.liveness_probe.is_some() || c.readiness_probe.is_some() || c.startup_probe.is_some())
         .filter_map(|container| {
@@ -83,7 +84,7 @@ pub fn wanted<'a>(pod: Option<&'a Pod>, actual: &'a [ContainerInfo], now: System
             Some(Wanted {
                 id: &instance.id,
                 container,
-                pod_ip: sandbox.ip.as_deref(),
+                pod_ip: holder.ip.as_deref(),
                 since_start: now.duration_since(started_at).unwrap_or_default(),
             })
         })

@@ -5,6 +5,7 @@
 //! back-off ending or the periodic resync).
 
 use std::collections::HashMap;
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -16,10 +17,11 @@ use futures::future::join_all;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 
+use crate::addresses::AddressError;
 use crate::context::Context;
 use crate::env;
 use crate::events::{self, PodEvents};
-use crate::plan::{self, Action, Desired, Memory};
+use crate::plan::{self, Action, Desired, Memory, Shape};
 use crate::probe::Probes;
 use crate::runtime::{labels, ContainerInfo, ContainerRuntime, ContainerSpec, RuntimeError, SANDBOX_IMAGE};
 
@@ -73,6 +75,7 @@ pub fn spawn<R: ContainerRuntime>(
     tokio::spawn(async move {
         worker.run(pod_rx, worker_poke, token).await;
         worker.probes.stop().await;
+        worker.shared.addresses.release(&uid).await;
         worker.shared.reporter.forget(&uid).await;
         worker.shared.events.forget(&uid);
         let _ = done.send(uid);
@@ -102,6 +105,10 @@ struct Worker<R: ContainerRuntime> {
 impl<R: ContainerRuntime> Worker<R> {
     async fn run(&mut self, mut pod: watch::Receiver<Desired>, poke: Arc<Notify>, token: CancellationToken) {
         loop {
+            if self.memory.finished {
+                // Its network was given back: so is its address.
+                self.shared.addresses.release(&self.uid).await;
+            }
             let desired = pod.borrow_and_update().clone();
             let current = desired.pod().cloned();
             let mut pause = None;
@@ -164,9 +171,9 @@ impl<R: ContainerRuntime> Worker<R> {
                     }
                     None => Ok(()),
                 },
-                Action::StartContainer { name, attempt } => match pod {
+                Action::StartContainer { name, attempt, shape } => match pod {
                     Some(pod) => {
-                        self.start_container(pod, actual, &name, attempt).await;
+                        self.start_container(pod, actual, &name, attempt, shape).await;
                         Ok(())
                     }
                     None => Ok(()),
@@ -248,11 +255,24 @@ impl<R: ContainerRuntime> Worker<R> {
         format!("bosun_{container}_{}_{}_{uid}_{attempt}", meta.name, meta.namespace)
     }
 
-    async fn start_sandbox(&mut self, pod: &Pod, attempt: u32) {
-        let spec = pod.spec.clone().unwrap_or_default();
-        let published_ports = spec
-            .containers
-            .iter()
+    /// Makes `spec` the container holding the pod's network (its sandbox,
+    /// or its only container): on the pod network, made if need be, at the
+    /// pod's address, with the label, hostname and host ports that go with
+    /// it.
+    async fn hold_network(&self, pod: &Pod, spec: &mut ContainerSpec) -> Result<Ipv4Addr, NetworkError> {
+        let pod_range = self.shared.pod_range.get().copied().ok_or(NetworkError::NoRange)?;
+        let runtime = &*self.shared.runtime;
+        runtime.prepare(pod_range).await?;
+        let cluster = self.shared.cluster();
+        let address = self
+            .shared
+            .addresses
+            .assign(runtime, &self.shared.node, cluster, pod_range, &self.uid)
+            .await?;
+        let pod_spec = pod.spec.as_ref();
+        spec.published_ports = pod_spec
+            .into_iter()
+            .flat_map(|s| &s.containers)
             .flat_map(|c| &c.ports)
             .filter(|p| p.host_port > 0)
             .map(|p| {
@@ -264,34 +284,53 @@ impl<R: ContainerRuntime> Worker<R> {
                 (p.container_port, p.host_port, protocol, p.host_ip.clone())
             })
             .collect();
-        let name = pod.metadata.as_ref().map(|m| m.name.clone()).unwrap_or_default();
+        let name = pod.metadata.as_ref().map(|m| m.name.as_str()).unwrap_or_default();
         let hostname: String = name.chars().take(63).collect();
-        let container = ContainerSpec {
+        spec.hostname = Some(hostname.trim_end_matches('.').to_string());
+        spec.network_of = None;
+        spec.ip = Some(address);
+        spec.labels.insert(labels::POD_IP.to_string(), address.to_string());
+        Ok(address)
+    }
+
+    /// Creates and starts `spec`; a container that does not start is
+    /// removed. The address of one that holds the pod's network and found
+    /// it taken (by a container the agent did not make) is not given
+    /// again: the next attempt gets another.
+    async fn create_and_start(&self, spec: &ContainerSpec) -> Result<String, StartError> {
+        let runtime = &self.shared.runtime;
+        let id = runtime.create_container(spec).await.map_err(StartError::Create)?;
+        if let Err(e) = runtime.start_container(&id).await {
+            let _ = runtime.remove_container(&id).await;
+            if spec.ip.is_some() && e.to_string().contains("Address already in use") {
+                tracing::warn!(pod = %self.uid, address = ?spec.ip, "the pod's address is taken by a container the agent did not make; the next attempt gets another");
+                self.shared.addresses.taken_elsewhere(&self.uid).await;
+            }
+            return Err(StartError::Run(e));
+        }
+        Ok(id)
+    }
+
+    async fn start_sandbox(&mut self, pod: &Pod, attempt: u32) {
+        let mut container = ContainerSpec {
             name: self.runtime_name(pod, labels::SANDBOX, attempt),
             image: SANDBOX_IMAGE.to_string(),
             entrypoint: Some(vec!["/pause".to_string()]),
             labels: self.labels(pod, labels::SANDBOX, attempt),
-            published_ports,
-            hostname: Some(hostname.trim_end_matches('.').to_string()),
             ..Default::default()
         };
-        let runtime = &self.shared.runtime;
-        let pod_range = self.shared.pod_range.get().copied();
         let result = async {
-            let pod_range = pod_range.ok_or_else(|| RuntimeError::Failed("this node has no pod range yet".into()))?;
-            runtime.prepare(pod_range).await?;
-            let id = runtime.create_container(&container).await?;
-            if let Err(e) = runtime.start_container(&id).await {
-                let _ = runtime.remove_container(&id).await;
-                return Err(e);
-            }
-            Ok::<_, RuntimeError>(())
+            self.hold_network(pod, &mut container)
+                .await
+                .map_err(StartError::Network)?;
+            self.create_and_start(&container).await
         }
         .await;
         let now = SystemTime::now();
         match result {
-            Ok(()) => self.memory.sandbox.start_succeeded(),
+            Ok(_) => self.memory.sandbox.start_succeeded(),
             Err(e) => {
+                let name = pod.metadata.as_ref().map(|m| m.name.as_str()).unwrap_or_default();
                 tracing::warn!(pod = %name, error = %e, "cannot start the pod sandbox");
                 let message = format!("Failed to create pod sandbox: {e}");
                 self.shared
@@ -308,10 +347,10 @@ impl<R: ContainerRuntime> Worker<R> {
         }
     }
 
-    async fn start_container(&mut self, pod: &Pod, actual: &[ContainerInfo], name: &str, attempt: u32) {
+    async fn start_container(&mut self, pod: &Pod, actual: &[ContainerInfo], name: &str, attempt: u32, shape: Shape) {
         let now = SystemTime::now();
         let backoff = self.shared.plan.backoff;
-        let outcome = self.try_start_container(pod, actual, name, attempt).await;
+        let outcome = self.try_start_container(pod, actual, name, attempt, shape).await;
         let memory = self.memory.containers.entry(name.to_string()).or_default();
         match outcome {
             Ok(()) => memory.start_succeeded(),
@@ -330,6 +369,7 @@ impl<R: ContainerRuntime> Worker<R> {
         actual: &[ContainerInfo],
         name: &str,
         attempt: u32,
+        shape: Shape,
     ) -> Result<(), StartError> {
         let spec = pod.spec.clone().unwrap_or_default();
         let container = spec
@@ -342,15 +382,31 @@ impl<R: ContainerRuntime> Worker<R> {
                 spec.volumes.iter().map(|v| v.name.clone()).collect(),
             ));
         }
-        let sandbox = actual
-            .iter()
-            .filter(|c| c.container_name() == labels::SANDBOX && c.is_running())
-            .max_by_key(|c| c.attempt())
-            .ok_or(StartError::NoSandbox)?;
+        let mut runtime_spec = ContainerSpec {
+            name: self.runtime_name(pod, name, attempt),
+            image: container.image.clone(),
+            labels: self.labels(pod, name, attempt),
+            ..Default::default()
+        };
+        let pod_ip = match shape {
+            Shape::Sandbox => {
+                let sandbox = actual
+                    .iter()
+                    .filter(|c| c.container_name() == labels::SANDBOX && c.is_running())
+                    .max_by_key(|c| c.attempt())
+                    .ok_or(StartError::NoSandbox)?;
+                runtime_spec.network_of = Some(sandbox.id.clone());
+                sandbox.pod_ip().unwrap_or_default().to_string()
+            }
+            Shape::Single => self
+                .hold_network(pod, &mut runtime_spec)
+                .await
+                .map_err(StartError::Network)?
+                .to_string(),
+        };
         let events = self.shared.events.for_pod(pod);
         self.ensure_image(container, &events).await?;
         let sources = self.env_sources(pod, container).await?;
-        let pod_ip = sandbox.ip.clone().unwrap_or_default();
         let env =
             env::build(pod, container, &sources, &pod_ip, &self.shared.plan.host_ip).map_err(StartError::Config)?;
         let resources = container.resources.clone().unwrap_or_default();
@@ -365,29 +421,17 @@ impl<R: ContainerRuntime> Worker<R> {
             (false, _) => (Some(command), Some(args)),
         };
         let runtime_spec = ContainerSpec {
-            name: self.runtime_name(pod, name, attempt),
-            image: container.image.clone(),
             entrypoint,
             cmd,
             env: env::entries(&env),
             working_dir: (!container.working_dir.is_empty()).then(|| container.working_dir.clone()),
-            labels: self.labels(pod, name, attempt),
-            network_of: Some(sandbox.id.clone()),
             memory_limit_bytes: quantity(&resources.limits, "memory").map(Quantity::units),
             cpu_limit_millis: quantity(&resources.limits, "cpu").map(Quantity::millis),
             cpu_request_millis: quantity(&resources.requests, "cpu").map(Quantity::millis),
-            ..Default::default()
+            ..runtime_spec
         };
-        let runtime = &self.shared.runtime;
-        let id = runtime
-            .create_container(&runtime_spec)
-            .await
-            .map_err(StartError::Create)?;
+        self.create_and_start(&runtime_spec).await?;
         events.normal("Created", format!("Created container {name}"));
-        if let Err(e) = runtime.start_container(&id).await {
-            let _ = runtime.remove_container(&id).await;
-            return Err(StartError::Run(e));
-        }
         events.normal("Started", format!("Started container {name}"));
         Ok(())
     }
@@ -529,6 +573,9 @@ pub enum StartError {
     NoSuchContainer(String),
     #[error("the pod sandbox is not running")]
     NoSandbox,
+    /// The pod network or address could not be had.
+    #[error("{0}")]
+    Network(NetworkError),
     #[error("volumes are not supported by this node agent yet: {}", .0.join(", "))]
     Volumes(Vec<String>),
     /// The environment could not be built (a missing ConfigMap key...).
@@ -557,13 +604,26 @@ impl StartError {
     /// The container's waiting reason.
     pub fn reason(&self) -> &'static str {
         match self {
-            StartError::NoSuchContainer(_) | StartError::NoSandbox | StartError::Create(_) => "CreateContainerError",
+            StartError::NoSuchContainer(_) | StartError::NoSandbox | StartError::Network(_) | StartError::Create(_) => {
+                "CreateContainerError"
+            }
             StartError::Volumes(_) | StartError::Config(_) | StartError::Read { .. } => "CreateContainerConfigError",
             StartError::ImageCheck { .. } | StartError::Pull { .. } => "ErrImagePull",
             StartError::NeverPull(_) => "ErrImageNeverPull",
             StartError::Run(_) => "RunContainerError",
         }
     }
+}
+
+/// Why a pod's network could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    #[error("this node has no pod range yet")]
+    NoRange,
+    #[error("{0}")]
+    Runtime(#[from] RuntimeError),
+    #[error("{0}")]
+    Address(#[from] AddressError),
 }
 
 /// Why an action on the pod's containers or its object failed (retried).

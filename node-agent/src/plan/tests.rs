@@ -86,6 +86,52 @@ fn sandbox() -> ContainerInfo {
     container("sb", labels::SANDBOX, 0, running(0))
 }
 
+/// An instance of a pod's only container, holding the pod's network.
+pub(crate) fn holding(id: &str, name: &str, attempt: u32, state: ContainerState) -> ContainerInfo {
+    let mut instance = container(id, name, attempt, state);
+    instance.labels.insert(labels::POD_IP.into(), "10.0.0.7".into());
+    instance.ip = instance.is_running().then(|| "10.0.0.7".into());
+    instance
+}
+
+/// A pod of one container "web" in each shape the planner handles: holding
+/// its network itself, or adopted with the running sandbox of an earlier
+/// agent holding it (as a pod of several containers always has).
+#[derive(Clone, Copy, Debug)]
+struct Shaped(Shape);
+
+impl Shaped {
+    fn both() -> [Shaped; 2] {
+        [Shaped(Shape::Single), Shaped(Shape::Sandbox)]
+    }
+
+    /// The runtime's containers: the sandbox, if any, and these instances
+    /// of container `name`.
+    fn actual(self, name: &str, instances: &[(&str, u32, ContainerState)]) -> Vec<ContainerInfo> {
+        let sandbox = (self.0 == Shape::Sandbox).then(sandbox);
+        let instances = instances.iter().map(|(id, attempt, state)| match self.0 {
+            Shape::Single => holding(id, name, *attempt, state.clone()),
+            Shape::Sandbox => container(id, name, *attempt, state.clone()),
+        });
+        sandbox.into_iter().chain(instances).collect()
+    }
+
+    fn pod_ip(self) -> &'static str {
+        match self.0 {
+            Shape::Single => "10.0.0.7",
+            Shape::Sandbox => "10.0.0.5",
+        }
+    }
+
+    fn start(self, name: &str, attempt: u32) -> Action {
+        Action::StartContainer {
+            name: name.into(),
+            attempt,
+            shape: self.0,
+        }
+    }
+}
+
 fn waiting_reason(plan: &Plan, index: usize) -> String {
     let status = plan.status.as_ref().unwrap();
     status.container_statuses[index]
@@ -116,74 +162,112 @@ fn a_new_pod_gets_a_sandbox_then_its_containers() {
         vec![
             Action::StartContainer {
                 name: "web".into(),
-                attempt: 0
+                attempt: 0,
+                shape: Shape::Sandbox,
             },
             Action::StartContainer {
                 name: "sidecar".into(),
-                attempt: 0
+                attempt: 0,
+                shape: Shape::Sandbox,
             },
         ]
     );
 }
 
 #[test]
-fn running_containers_make_a_running_ready_pod() {
+fn a_new_pod_of_one_container_holds_its_network_itself() {
     let pod = pod("Always", &["web"]);
-    let actual = [sandbox(), container("c1", "web", 0, running(1))];
-    let plan = plan(&present(&pod), &actual, &mut Memory::default(), &context(), at(5));
-    assert!(plan.actions.is_empty());
-    let status = plan.status.unwrap();
-    assert_eq!(status.phase, "Running");
-    assert_eq!(status.pod_ip, "10.0.0.5");
-    assert_eq!(status.host_ip, "192.0.2.1");
-    assert!(status
-        .conditions
-        .iter()
-        .any(|c| c.r#type == "Ready" && c.status == "True"));
-    assert!(status.container_statuses[0].ready);
+    let mut memory = Memory::default();
+    let first = plan(&present(&pod), &[], &mut memory, &context(), at(1));
+    assert_eq!(first.actions, vec![Shaped(Shape::Single).start("web", 0)]);
+    assert_eq!(phase_of(&first), "Pending");
+    assert_eq!(waiting_reason(&first, 0), "ContainerCreating");
+    assert_eq!(first.status.as_ref().unwrap().pod_ip, "", "no address before it runs");
+}
+
+#[test]
+fn the_shape_follows_the_containers_and_an_adopted_sandbox() {
+    let cases = [
+        ("one container", vec!["web"], vec![], Shape::Single),
+        ("two containers", vec!["web", "sidecar"], vec![], Shape::Sandbox),
+        (
+            "one container, adopted with its sandbox",
+            vec!["web"],
+            vec![sandbox()],
+            Shape::Sandbox,
+        ),
+        (
+            "one container, its old sandbox dead",
+            vec!["web"],
+            vec![container("sb", labels::SANDBOX, 0, exited(137, 0, 5))],
+            Shape::Single,
+        ),
+    ];
+    for (case, containers, actual, shape) in cases {
+        let pod = pod("Always", &containers);
+        assert_eq!(Shape::of(pod.spec.as_ref().unwrap(), &actual), shape, "{case}");
+    }
+}
+
+#[test]
+fn running_containers_make_a_running_ready_pod() {
+    for shaped in Shaped::both() {
+        let pod = pod("Always", &["web"]);
+        let actual = shaped.actual("web", &[("c1", 0, running(1))]);
+        let plan = plan(&present(&pod), &actual, &mut Memory::default(), &context(), at(5));
+        assert!(plan.actions.is_empty(), "{shaped:?}");
+        let status = plan.status.unwrap();
+        assert_eq!(status.phase, "Running");
+        assert_eq!(status.pod_ip, shaped.pod_ip(), "{shaped:?}");
+        assert_eq!(status.host_ip, "192.0.2.1");
+        assert!(status
+            .conditions
+            .iter()
+            .any(|c| c.r#type == "Ready" && c.status == "True"));
+        assert!(status.container_statuses[0].ready);
+    }
 }
 
 #[test]
 fn a_crashing_container_backs_off_with_growing_delays() {
-    let pod = pod("Always", &["web"]);
-    let mut memory = Memory::default();
-    // First crash at t=10: back-off 10 s.
-    let actual = [sandbox(), container("c0", "web", 0, exited(1, 5, 10))];
-    let waiting = plan(&present(&pod), &actual, &mut memory, &context(), at(12));
-    assert!(waiting.actions.is_empty());
-    assert_eq!(waiting.wake_at, Some(at(20)));
-    assert_eq!(waiting_reason(&waiting, 0), "CrashLoopBackOff");
-    assert_eq!(phase_of(&waiting), "Running");
-    let restart = plan(&present(&pod), &actual, &mut memory, &context(), at(20));
-    assert_eq!(
-        restart.actions,
-        vec![Action::StartContainer {
-            name: "web".into(),
-            attempt: 1
-        }]
-    );
-    // Second crash: 20 s; third: 40 s (the cap).
-    let actual = [
-        sandbox(),
-        container("c1", "web", 1, exited(1, 21, 22)),
-        container("c0", "web", 0, exited(1, 5, 10)),
-    ];
-    let waiting = plan(&present(&pod), &actual, &mut memory, &context(), at(23));
-    assert_eq!(waiting.wake_at, Some(at(42)));
-    assert_eq!(waiting.status.as_ref().unwrap().container_statuses[0].restart_count, 1);
-    let actual = [
-        sandbox(),
-        container("c2", "web", 2, exited(1, 43, 44)),
-        container("c1", "web", 1, exited(1, 21, 22)),
-        container("c0", "web", 0, exited(1, 5, 10)),
-    ];
-    let waiting = plan(&present(&pod), &actual, &mut memory, &context(), at(45));
-    assert_eq!(waiting.wake_at, Some(at(84)));
-    assert!(
-        waiting.actions.contains(&Action::Remove(vec!["c0".into()])),
-        "keeps two attempts: {:?}",
-        waiting.actions
-    );
+    for shaped in Shaped::both() {
+        let pod = pod("Always", &["web"]);
+        let mut memory = Memory::default();
+        // First crash at t=10: back-off 10 s.
+        let actual = shaped.actual("web", &[("c0", 0, exited(1, 5, 10))]);
+        let waiting = plan(&present(&pod), &actual, &mut memory, &context(), at(12));
+        assert!(waiting.actions.is_empty(), "{shaped:?}");
+        assert_eq!(waiting.wake_at, Some(at(20)));
+        assert_eq!(waiting_reason(&waiting, 0), "CrashLoopBackOff");
+        assert_eq!(phase_of(&waiting), "Running");
+        assert_eq!(
+            waiting.status.as_ref().unwrap().pod_ip,
+            shaped.pod_ip(),
+            "{shaped:?}: the address is kept while the container waits"
+        );
+        let restart = plan(&present(&pod), &actual, &mut memory, &context(), at(20));
+        assert_eq!(restart.actions, vec![shaped.start("web", 1)]);
+        // Second crash: 20 s; third: 40 s (the cap).
+        let actual = shaped.actual("web", &[("c1", 1, exited(1, 21, 22)), ("c0", 0, exited(1, 5, 10))]);
+        let waiting = plan(&present(&pod), &actual, &mut memory, &context(), at(23));
+        assert_eq!(waiting.wake_at, Some(at(42)));
+        assert_eq!(waiting.status.as_ref().unwrap().container_statuses[0].restart_count, 1);
+        let actual = shaped.actual(
+            "web",
+            &[
+                ("c2", 2, exited(1, 43, 44)),
+                ("c1", 1, exited(1, 21, 22)),
+                ("c0", 0, exited(1, 5, 10)),
+            ],
+        );
+        let waiting = plan(&present(&pod), &actual, &mut memory, &context(), at(45));
+        assert_eq!(waiting.wake_at, Some(at(84)));
+        assert!(
+            waiting.actions.contains(&Action::Remove(vec!["c0".into()])),
+            "keeps two attempts: {:?}",
+            waiting.actions
+        );
+    }
 }
 
 #[test]
@@ -197,9 +281,11 @@ fn a_long_run_resets_the_back_off() {
             ..Default::default()
         },
     );
-    let actual = [sandbox(), container("c4", "web", 4, exited(1, 100, 800))];
-    let plan = plan(&present(&pod), &actual, &mut memory, &context(), at(801));
-    assert_eq!(plan.wake_at, Some(at(810)), "back to the initial delay");
+    for shaped in Shaped::both() {
+        let actual = shaped.actual("web", &[("c4", 4, exited(1, 100, 800))]);
+        let plan = plan(&present(&pod), &actual, &mut memory.clone(), &context(), at(801));
+        assert_eq!(plan.wake_at, Some(at(810)), "{shaped:?}: back to the initial delay");
+    }
 }
 
 #[test]
@@ -211,13 +297,15 @@ fn restart_policies_decide_restarts_and_phase() {
         ("Never", 2, false, "Failed"),
         ("Always", 0, true, "Running"),
     ];
-    for (policy, code, restarts, phase) in cases {
-        let pod = pod(policy, &["job"]);
-        let actual = [sandbox(), container("c0", "job", 0, exited(code, 1, 2))];
-        let plan = plan(&present(&pod), &actual, &mut Memory::default(), &context(), at(100));
-        let restarted = plan.actions.iter().any(|a| matches!(a, Action::StartContainer { .. }));
-        assert_eq!(restarted, restarts, "{policy} exit {code}");
-        assert_eq!(phase_of(&plan), phase, "{policy} exit {code}");
+    for shaped in Shaped::both() {
+        for (policy, code, restarts, phase) in cases {
+            let pod = pod(policy, &["job"]);
+            let actual = shaped.actual("job", &[("c0", 0, exited(code, 1, 2))]);
+            let plan = plan(&present(&pod), &actual, &mut Memory::default(), &context(), at(100));
+            let restarted = plan.actions.contains(&shaped.start("job", 1));
+            assert_eq!(restarted, restarts, "{shaped:?} {policy} exit {code}");
+            assert_eq!(phase_of(&plan), phase, "{shaped:?} {policy} exit {code}");
+        }
     }
 }
 
@@ -281,22 +369,66 @@ fn a_finished_pod_gives_back_its_sandbox_and_is_never_started_again() {
     }
     // A pod that runs on (restartPolicy Always) keeps its sandbox, and one
     // whose sandbox died is started over.
-    let pod = pod("Always", &["web"]);
+    let pod = pod("Always", &["web", "sidecar"]);
     let web = container("c0", "web", 0, running(1));
+    let sidecar = container("s0", "sidecar", 0, running(1));
     let running_plan = plan(
         &present(&pod),
-        &[sandbox(), web.clone()],
+        &[sandbox(), web.clone(), sidecar.clone()],
         &mut Memory::default(),
         &context(),
         at(5),
     );
     assert!(running_plan.actions.is_empty());
     let dead = container("sb", labels::SANDBOX, 0, exited(137, 0, 6));
-    let restart = plan(&present(&pod), &[dead, web], &mut Memory::default(), &context(), at(7));
+    let restart = plan(
+        &present(&pod),
+        &[dead, web, sidecar],
+        &mut Memory::default(),
+        &context(),
+        at(7),
+    );
     assert!(
         restart.actions.contains(&Action::StartSandbox { attempt: 1 }),
         "{restart:?}"
     );
+}
+
+#[test]
+fn a_finished_pod_of_one_container_is_never_started_again() {
+    for (policy, code, phase) in [
+        ("Never", 0, "Succeeded"),
+        ("Never", 3, "Failed"),
+        ("OnFailure", 0, "Succeeded"),
+    ] {
+        let pod = pod(policy, &["job"]);
+        let job = holding("c0", "job", 0, exited(code, 1, 2));
+        let mut memory = Memory::default();
+        // Nothing to stop: the container held the network and has exited.
+        let first = plan(
+            &present(&pod),
+            std::slice::from_ref(&job),
+            &mut memory,
+            &context(),
+            at(100),
+        );
+        assert!(first.actions.is_empty(), "{policy} {code}: {:?}", first.actions);
+        assert_eq!(phase_of(&first), phase);
+        assert_eq!(first.status.as_ref().unwrap().pod_ip, "10.0.0.7");
+        assert!(memory.finished, "its address can be given back");
+        let second = plan(
+            &present(&pod),
+            std::slice::from_ref(&job),
+            &mut memory,
+            &context(),
+            at(101),
+        );
+        assert!(second.actions.is_empty() && second.status.is_none(), "{second:?}");
+        let mut reported = pod.clone();
+        reported.status = first.status.clone();
+        let fresh = plan(&present(&reported), &[job], &mut Memory::default(), &context(), at(200));
+        assert!(fresh.actions.is_empty() && fresh.status.is_none(), "{fresh:?}");
+    }
 }
 
 #[test]
@@ -305,14 +437,17 @@ fn deletion_stops_everything_with_the_grace_period_then_deletes_the_pod() {
     let meta = pod.metadata.as_mut().unwrap();
     meta.deletion_timestamp = Some(at(50).into());
     meta.deletion_grace_period_seconds = Some(7);
-    let actual = [sandbox(), container("c1", "web", 0, running(1))];
-    let stopping = plan(&present(&pod), &actual, &mut Memory::default(), &context(), at(51));
-    assert_eq!(
-        stopping.actions,
-        vec![Action::StopAll {
-            grace: Duration::from_secs(7)
-        }]
-    );
+    for shaped in Shaped::both() {
+        let actual = shaped.actual("web", &[("c1", 0, running(1))]);
+        let stopping = plan(&present(&pod), &actual, &mut Memory::default(), &context(), at(51));
+        assert_eq!(
+            stopping.actions,
+            vec![Action::StopAll {
+                grace: Duration::from_secs(7)
+            }],
+            "{shaped:?}"
+        );
+    }
     let gone = plan(&present(&pod), &[], &mut Memory::default(), &context(), at(52));
     assert_eq!(gone.actions, vec![Action::DeletePod]);
     assert!(!gone.done);
@@ -347,7 +482,7 @@ fn leftovers_of_a_pod_that_is_gone_are_stopped_then_the_worker_ends() {
 
 #[test]
 fn a_dead_sandbox_restarts_the_pod_and_keeps_counting_restarts() {
-    let pod = pod("Always", &["web"]);
+    let pod = pod("Always", &["web", "sidecar"]);
     let mut memory = Memory::default();
     let actual = [
         container("sb", labels::SANDBOX, 0, exited(137, 0, 30)),
@@ -365,11 +500,48 @@ fn a_dead_sandbox_restarts_the_pod_and_keeps_counting_restarts() {
     let plan2 = plan(&present(&pod), &actual, &mut memory, &context(), at(33));
     assert_eq!(
         plan2.actions,
-        vec![Action::StartContainer {
-            name: "web".into(),
-            attempt: 4
-        }]
+        vec![
+            Shaped(Shape::Sandbox).start("web", 4),
+            Shaped(Shape::Sandbox).start("sidecar", 0)
+        ]
     );
+}
+
+#[test]
+fn a_pod_of_several_containers_whose_sandbox_was_removed_starts_over() {
+    let pod = pod("Always", &["web", "sidecar"]);
+    let actual = [container("c0", "web", 0, running(1))];
+    let plan = plan(&present(&pod), &actual, &mut Memory::default(), &context(), at(5));
+    assert_eq!(
+        plan.actions,
+        vec![Action::Remove(vec!["c0".into()]), Action::StartSandbox { attempt: 0 }]
+    );
+}
+
+#[test]
+fn a_pod_of_one_container_left_by_an_earlier_agent_in_a_dead_sandbox_starts_over_on_its_own() {
+    let pod = pod("Always", &["web"]);
+    let joined = container("c3", "web", 3, running(10));
+    let cases = [
+        (
+            "its sandbox dead",
+            vec![container("sb", labels::SANDBOX, 0, exited(137, 0, 30)), joined.clone()],
+            vec!["sb", "c3"],
+        ),
+        ("its sandbox removed", vec![joined], vec!["c3"]),
+    ];
+    for (case, actual, removed) in cases {
+        let mut memory = Memory::default();
+        let plan = plan(&present(&pod), &actual, &mut memory, &context(), at(31));
+        assert_eq!(
+            plan.actions,
+            vec![
+                Action::Remove(removed.into_iter().map(String::from).collect()),
+                Shaped(Shape::Single).start("web", 4),
+            ],
+            "{case}"
+        );
+    }
 }
 
 #[test]
@@ -382,19 +554,17 @@ fn a_failed_pull_shows_err_image_pull_then_image_pull_back_off() {
         &context().backoff,
         at(10),
     );
-    let backing_off = plan(&present(&pod), &[sandbox()], &mut memory, &context(), at(12));
-    assert!(backing_off.actions.is_empty());
-    assert_eq!(waiting_reason(&backing_off, 0), "ImagePullBackOff");
-    assert_eq!(backing_off.wake_at, Some(at(20)));
-    let retry = plan(&present(&pod), &[sandbox()], &mut memory, &context(), at(20));
-    assert_eq!(
-        retry.actions,
-        vec![Action::StartContainer {
-            name: "web".into(),
-            attempt: 0
-        }]
-    );
-    assert_eq!(waiting_reason(&retry, 0), "ErrImagePull");
+    for shaped in Shaped::both() {
+        let actual = shaped.actual("web", &[]);
+        let mut memory = memory.clone();
+        let backing_off = plan(&present(&pod), &actual, &mut memory, &context(), at(12));
+        assert!(backing_off.actions.is_empty(), "{shaped:?}");
+        assert_eq!(waiting_reason(&backing_off, 0), "ImagePullBackOff");
+        assert_eq!(backing_off.wake_at, Some(at(20)));
+        let retry = plan(&present(&pod), &actual, &mut memory, &context(), at(20));
+        assert_eq!(retry.actions, vec![shaped.start("web", 0)]);
+        assert_eq!(waiting_reason(&retry, 0), "ErrImagePull");
+    }
 }
 
 #[test]
@@ -481,13 +651,17 @@ fn probe_verdicts_decide_readiness_started_and_the_pod_conditions() {
             (true, true),
         ),
     ];
-    for (case, probes, read, (ready, started)) in cases {
+    for (shaped, (case, probes, read, (ready, started))) in Shaped::both()
+        .into_iter()
+        .flat_map(|s| cases.iter().cloned().map(move |c| (s, c)))
+    {
+        let case = format!("{shaped:?}: {case}");
         let pod = probed_pod("Always", &probes);
         let mut memory = Memory::default();
         if let Some(read) = read {
             memory.probes.insert("c1".into(), read);
         }
-        let actual = [sandbox(), container("c1", "web", 0, running(1))];
+        let actual = shaped.actual("web", &[("c1", 0, running(1))]);
         let plan = plan(&present(&pod), &actual, &mut memory, &context(), at(5));
         let status = plan.status.unwrap();
         let web = &status.container_statuses[0];
@@ -505,23 +679,24 @@ fn a_verdict_for_an_older_instance_does_not_apply_to_a_new_one() {
     let pod = probed_pod("Always", &["readiness"]);
     let mut memory = Memory::default();
     memory.probes.insert("c0".into(), verdict(true, true, None));
-    let actual = [
-        sandbox(),
-        container("c1", "web", 1, running(10)),
-        container("c0", "web", 0, exited(137, 1, 9)),
-    ];
-    let plan = plan(&present(&pod), &actual, &mut memory, &context(), at(11));
-    assert!(!plan.status.unwrap().container_statuses[0].ready);
+    for shaped in Shaped::both() {
+        let actual = shaped.actual("web", &[("c1", 1, running(10)), ("c0", 0, exited(137, 1, 9))]);
+        let plan = plan(&present(&pod), &actual, &mut memory.clone(), &context(), at(11));
+        assert!(!plan.status.unwrap().container_statuses[0].ready, "{shaped:?}");
+    }
 }
 
 #[test]
 fn a_probe_that_gave_up_kills_the_container_then_the_restart_policy_decides() {
-    for kind in [crate::probe::Kind::Liveness, crate::probe::Kind::Startup] {
+    for (shaped, kind) in Shaped::both()
+        .into_iter()
+        .flat_map(|s| [crate::probe::Kind::Liveness, crate::probe::Kind::Startup].map(|k| (s, k)))
+    {
         let mut pod = probed_pod("Always", &["startup", "liveness"]);
         pod.spec.as_mut().unwrap().termination_grace_period_seconds = Some(4);
         let mut memory = Memory::default();
         memory.probes.insert("c0".into(), verdict(true, true, Some(kind)));
-        let actual = [sandbox(), container("c0", "web", 0, running(1))];
+        let actual = shaped.actual("web", &[("c0", 0, running(1))]);
         let killing = plan(&present(&pod), &actual, &mut memory, &context(), at(20));
         let [Action::Kill {
             id,
@@ -541,7 +716,7 @@ fn a_probe_that_gave_up_kills_the_container_then_the_restart_policy_decides() {
 
         // Killed: an ordinary exit, restarted after the back-off and counted.
         memory.probes.clear();
-        let actual = [sandbox(), container("c0", "web", 0, exited(137, 1, 21))];
+        let actual = shaped.actual("web", &[("c0", 0, exited(137, 1, 21))]);
         let waiting = plan(&present(&pod), &actual, &mut memory, &context(), at(22));
         assert_eq!(waiting_reason(&waiting, 0), "CrashLoopBackOff");
         let last = waiting.status.as_ref().unwrap().container_statuses[0]
@@ -552,18 +727,16 @@ fn a_probe_that_gave_up_kills_the_container_then_the_restart_policy_decides() {
             .unwrap();
         assert_eq!((last.exit_code, last.reason.as_str()), (137, "Error"));
         let restart = plan(&present(&pod), &actual, &mut memory, &context(), at(31));
-        assert_eq!(
-            restart.actions,
-            vec![Action::StartContainer {
-                name: "web".into(),
-                attempt: 1
-            }]
-        );
+        assert_eq!(restart.actions, vec![shaped.start("web", 1)]);
     }
     // restartPolicy Never: the killed container stays terminated.
     let pod = probed_pod("Never", &["liveness"]);
     let actual = [sandbox(), container("c0", "web", 0, exited(137, 1, 21))];
-    let plan = plan(&present(&pod), &actual, &mut Memory::default(), &context(), at(40));
-    assert_eq!(plan.actions, vec![Action::StopSandbox { id: "sb".into() }]);
-    assert_eq!(phase_of(&plan), "Failed");
+    let sandboxed = plan(&present(&pod), &actual, &mut Memory::default(), &context(), at(40));
+    assert_eq!(sandboxed.actions, vec![Action::StopSandbox { id: "sb".into() }]);
+    assert_eq!(phase_of(&sandboxed), "Failed");
+    let actual = [holding("c0", "web", 0, exited(137, 1, 21))];
+    let single = plan(&present(&pod), &actual, &mut Memory::default(), &context(), at(40));
+    assert!(single.actions.is_empty(), "{:?}", single.actions);
+    assert_eq!(phase_of(&single), "Failed");
 }

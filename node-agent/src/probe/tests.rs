@@ -2,8 +2,9 @@ use bosun_proto::api::{ExecAction, ObjectMeta, PodSpec, Probe};
 
 use super::*;
 use crate::runtime::fake::FakeRuntime;
+use crate::runtime::labels;
 
-use crate::plan::tests::{at, container as instance};
+use crate::plan::tests::{at, container as instance, holding};
 
 fn exec_probe() -> Option<Box<Probe>> {
     Some(Box::new(Probe {
@@ -128,6 +129,20 @@ fn only_the_newest_running_instance_of_a_probed_container_is_probed() {
             .collect();
         assert_eq!(found, expected, "{case}");
     }
+}
+
+#[test]
+fn a_pod_of_one_container_is_probed_at_the_address_that_container_holds() {
+    let mut pod = pod();
+    pod.spec.as_mut().unwrap().containers.truncate(1);
+    let running_one = [holding("w0", "web", 0, running(4))];
+    let found: Vec<(&str, Option<&str>)> = wanted(Some(&pod), &running_one, at(10))
+        .iter()
+        .map(|w| (w.id, w.pod_ip))
+        .collect();
+    assert_eq!(found, vec![("w0", Some("10.0.0.7"))]);
+    let exited_one = [holding("w1", "web", 1, exited()), holding("w0", "web", 0, exited())];
+    assert!(wanted(Some(&pod), &exited_one, at(10)).is_empty());
 }
 
 #[tokio::test(start_paused = true)]

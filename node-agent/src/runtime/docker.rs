@@ -1,9 +1,11 @@
 //! [`ContainerRuntime`] on the Docker Engine API (bollard).
 //!
-//! Pods get their own network namespace from a sandbox container attached
-//! to a bridge network of the agent's (`bosun` by default); the pod's
-//! containers join the sandbox's namespace, so they share its IP address
-//! and reach each other on localhost. An agent that runs in a container of
+//! Pods get their own network namespace on a bridge network of the agent's
+//! (`bosun` by default), at the address the agent gave them
+//! ([`crate::addresses`]): a pod of one container holds it itself; a pod of
+//! several has a sandbox container holding it, whose namespace the pod's
+//! containers join, so they share its address and reach each other on
+//! localhost. An agent that runs in a container of
 //! this engine joins that network too, so its probes reach the pods as a
 //! host agent's do (see [`super::OwnContainer`]).
 
@@ -16,8 +18,9 @@ use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
 use bollard::exec::{StartExecOptions, StartExecResults};
 use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, ExecConfig, HostConfig, Ipam, IpamConfig,
-    NetworkConnectRequest, NetworkCreateRequest, PortBinding,
+    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, EndpointIpamConfig, EndpointSettings,
+    ExecConfig, HostConfig, Ipam, IpamConfig, NetworkConnectRequest, NetworkCreateRequest, NetworkingConfig,
+    PortBinding,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder, ListContainersOptionsBuilder,
@@ -256,24 +259,12 @@ impl Docker {
     }
 
     /// The pod network: a bridge on exactly the node's pod range (gateway
-    /// at its first address), so every pod address is unique in the
-    /// cluster. One of that name on another subnet is refused.
+    /// at its first address), the engine allocating by itself only in the
+    /// range's top part ([`crate::addresses::engine_range`]): the agent
+    /// gives the pods their addresses. So every pod address is unique in
+    /// the cluster. One of that name made otherwise is refused.
     async fn ensure_network(&self, pod_range: Cidr) -> Result<()> {
-        let wrong_subnet = |subnets: Vec<String>| {
-            RuntimeError::Failed(format!(
-                "the Docker network {:?} has subnet {}, but this node's pod range is {pod_range}: remove the network (`docker network rm {}`, or `node-agent --cleanup`) or give the agent another --network",
-                self.network,
-                if subnets.is_empty() { "chosen by Docker".to_string() } else { subnets.join(", ") },
-                self.network
-            ))
-        };
-        let subnets_of = |ipam: Option<Ipam>| -> Vec<String> {
-            ipam.and_then(|i| i.config)
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|c| c.subnet)
-                .collect()
-        };
+        let engine_range = crate::addresses::engine_range(pod_range);
         match self.client.inspect_network(&self.network, None).await {
             Ok(network) => {
                 let masquerades = network
@@ -281,10 +272,40 @@ impl Docker {
                     .as_ref()
                     .and_then(|o| o.get(MASQUERADE_OPTION))
                     .is_none_or(|v| v != "false");
-                let subnets = subnets_of(network.ipam);
-                let ours = subnets.len() == 1 && subnets[0].parse::<Cidr>().ok() == Some(pod_range);
+                let configs = network.ipam.and_then(|i| i.config).unwrap_or_default();
+                let ours = match configs.as_slice() {
+                    [config] => {
+                        let parsed = |text: &Option<String>| {
+                            text.as_deref()
+                                .filter(|t| !t.is_empty())
+                                .map(|t| t.parse::<Cidr>().ok())
+                        };
+                        parsed(&config.subnet) == Some(Some(pod_range))
+                            && parsed(&config.ip_range) == engine_range.map(Some)
+                    }
+                    _ => false,
+                };
                 if !ours {
-                    return Err(wrong_subnet(subnets));
+                    let made: Vec<String> = configs
+                        .iter()
+                        .map(|c| {
+                            let subnet = c.subnet.as_deref().unwrap_or("none");
+                            match c.ip_range.as_deref().filter(|r| !r.is_empty()) {
+                                Some(range) => format!("subnet {subnet} allocating in {range}"),
+                                None => format!("subnet {subnet}"),
+                            }
+                        })
+                        .collect();
+                    let expected = match engine_range {
+                        Some(range) => format!("subnet {pod_range} allocating in {range}"),
+                        None => format!("subnet {pod_range}"),
+                    };
+                    return Err(RuntimeError::Failed(format!(
+                        "the Docker network {:?} has {}, but this node needs {expected}: remove the network (`docker network rm {}`, or `node-agent --cleanup`) or give the agent another --network",
+                        self.network,
+                        if made.is_empty() { "a subnet chosen by Docker".to_string() } else { made.join(", ") },
+                        self.network
+                    )));
                 }
                 if masquerades != self.bridge.masquerade {
                     return Err(RuntimeError::Failed(format!(
@@ -318,6 +339,7 @@ impl Docker {
                 config: Some(vec![IpamConfig {
                     subnet: Some(pod_range.to_string()),
                     gateway: pod_range.gateway().map(|g| g.to_string()),
+                    ip_range: engine_range.map(|r| r.to_string()),
                     ..Default::default()
                 }]),
                 ..Default::default()
@@ -450,6 +472,7 @@ impl ContainerRuntime for Docker {
             ..Default::default()
         };
         let mut exposed = Vec::new();
+        let mut networking = None;
         match &spec.network_of {
             Some(sandbox) => host.network_mode = Some(format!("container:{sandbox}")),
             None => {
@@ -468,6 +491,18 @@ impl ContainerRuntime for Docker {
                         });
                 }
                 host.port_bindings = (!bindings.is_empty()).then_some(bindings);
+                networking = spec.ip.map(|ip| NetworkingConfig {
+                    endpoints_config: Some(HashMap::from([(
+                        self.network.clone(),
+                        EndpointSettings {
+                            ipam_config: Some(EndpointIpamConfig {
+                                ipv4_address: Some(ip.to_string()),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        },
+                    )])),
+                });
             }
         }
         let body = ContainerCreateBody {
@@ -480,6 +515,7 @@ impl ContainerRuntime for Docker {
             hostname: spec.hostname.clone(),
             exposed_ports: (!exposed.is_empty()).then_some(exposed),
             host_config: Some(host),
+            networking_config: networking,
             ..Default::default()
         };
         let options = CreateContainerOptionsBuilder::default().name(&spec.name).build();

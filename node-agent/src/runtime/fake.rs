@@ -186,11 +186,14 @@ impl ContainerRuntime for FakeRuntime {
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
         self.call(format!("create {}", spec.name))?;
         let id = format!("fake-{:06}", self.next_id.fetch_add(1, Ordering::Relaxed));
-        let is_sandbox = spec.network_of.is_none();
-        let ip = is_sandbox.then(|| {
-            let n = self.next_id.load(Ordering::Relaxed);
-            format!("10.{}.{}.{}", (n >> 16) & 255, (n >> 8) & 255, n & 255)
-        });
+        let ip = match (spec.ip, &spec.network_of) {
+            (Some(ip), _) => Some(ip.to_string()),
+            (None, Some(_)) => None,
+            (None, None) => {
+                let n = self.next_id.load(Ordering::Relaxed);
+                Some(format!("10.{}.{}.{}", (n >> 16) & 255, (n >> 8) & 255, n & 255))
+            }
+        };
         let mut state = self.state();
         if let Some(uid) = spec.labels.get(labels::POD_UID) {
             state.by_pod.entry(uid.clone()).or_default().insert(id.clone());

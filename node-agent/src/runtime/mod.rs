@@ -50,6 +50,9 @@ pub mod labels {
     pub const GRACE: &str = "io.bosun.grace";
     /// The value of [`CONTAINER`] for a pod's sandbox.
     pub const SANDBOX: &str = "POD";
+    /// The pod's address, on the container holding the pod's network (its
+    /// sandbox, or its only container): see [`crate::addresses`].
+    pub const POD_IP: &str = "io.bosun.pod.ip";
 }
 
 /// Why a runtime call failed.
@@ -79,10 +82,14 @@ pub struct ContainerSpec {
     pub working_dir: Option<String>,
     pub labels: HashMap<String, String>,
     /// The container whose network namespace to join (the sandbox), or
-    /// `None` to attach to the agent's network (the sandbox itself).
+    /// `None` to attach to the agent's network (the container holding the
+    /// pod's network: its sandbox, or its only container).
     pub network_of: Option<String>,
+    /// The address on the agent's network (with `network_of: None`); the
+    /// engine picks one when `None`.
+    pub ip: Option<std::net::Ipv4Addr>,
     /// (container port, host port, protocol, host ip) published on the
-    /// sandbox.
+    /// container holding the pod's network.
     pub published_ports: Vec<(i32, i32, String, String)>,
     pub memory_limit_bytes: Option<i64>,
     pub cpu_limit_millis: Option<i64>,
@@ -120,7 +127,8 @@ pub struct ContainerInfo {
     pub state: ContainerState,
     pub image: String,
     pub image_id: String,
-    /// The IP address on the agent's network (sandboxes only).
+    /// The IP address on the agent's network, while it runs (containers
+    /// holding a pod's network only).
     pub ip: Option<String>,
     pub created_at: SystemTime,
 }
@@ -141,6 +149,18 @@ impl ContainerInfo {
 
     pub fn is_running(&self) -> bool {
         matches!(self.state, ContainerState::Running { .. })
+    }
+
+    /// The pod's address, if this container holds the pod's network: the
+    /// one it was given (also while it is stopped), or, for a sandbox of
+    /// an older agent, the one the engine gave it.
+    pub fn pod_ip(&self) -> Option<&str> {
+        let labelled = self.label(labels::POD_IP);
+        if labelled.is_empty() {
+            self.ip.as_deref()
+        } else {
+            Some(labelled)
+        }
     }
 }
 

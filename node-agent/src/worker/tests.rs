@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::spawn;
 use crate::context::{Caches, Context, DataDir, Parts};
-use crate::plan::{Backoff, Desired};
+use crate::plan::{Backoff, Desired, Shape};
 use crate::runtime::fake::FakeRuntime;
 use crate::runtime::{labels, ContainerInfo};
 
@@ -49,7 +49,22 @@ fn context_with(runtime: Arc<FakeRuntime>, caches: Caches, token: &CancellationT
     context
 }
 
+/// The pod's containers in each shape ([`Shape`]): "app" alone, or "app"
+/// beside a "sidecar" in a sandbox.
+fn containers_of(shape: Shape) -> &'static [&'static str] {
+    match shape {
+        Shape::Single => &["app"],
+        Shape::Sandbox => &["app", "sidecar"],
+    }
+}
+
+const SHAPES: [Shape; 2] = [Shape::Single, Shape::Sandbox];
+
 fn pod(uid: &str, restart_policy: &str) -> Arc<Pod> {
+    shaped_pod(uid, restart_policy, Shape::Single)
+}
+
+fn shaped_pod(uid: &str, restart_policy: &str, shape: Shape) -> Arc<Pod> {
     Arc::new(Pod {
         metadata: Some(ObjectMeta {
             name: format!("pod-{uid}"),
@@ -62,13 +77,16 @@ fn pod(uid: &str, restart_policy: &str) -> Arc<Pod> {
             node_name: "node-a".into(),
             restart_policy: restart_policy.into(),
             termination_grace_period_seconds: Some(1),
-            containers: vec![Container {
-                name: "app".into(),
-                image: IMAGE.into(),
-                image_pull_policy: "IfNotPresent".into(),
-                command: vec!["sleep".into(), "3600".into()],
-                ..Default::default()
-            }],
+            containers: containers_of(shape)
+                .iter()
+                .map(|name| Container {
+                    name: name.to_string(),
+                    image: IMAGE.into(),
+                    image_pull_policy: "IfNotPresent".into(),
+                    command: vec!["sleep".into(), "3600".into()],
+                    ..Default::default()
+                })
+                .collect(),
             ..Default::default()
         }),
         ..Default::default()
@@ -99,10 +117,29 @@ fn running_app(containers: &[ContainerInfo], attempt: &str) -> Option<ContainerI
         .cloned()
 }
 
-fn sandbox_running(containers: &[ContainerInfo]) -> bool {
-    containers
+/// Whether the pod's network is up as its shape has it: a running sandbox
+/// holding the pod's address, or none.
+fn network_up(containers: &[ContainerInfo], shape: Shape) -> bool {
+    let sandbox = containers
         .iter()
-        .any(|c| c.label(labels::CONTAINER) == labels::SANDBOX && c.is_running())
+        .find(|c| c.label(labels::CONTAINER) == labels::SANDBOX && c.is_running());
+    match shape {
+        Shape::Sandbox => sandbox.is_some_and(|s| !s.label(labels::POD_IP).is_empty()),
+        Shape::Single => sandbox.is_none(),
+    }
+}
+
+/// The address the pod's network holder was given, checked to be in the
+/// node's range and to be what the runtime reports.
+fn pod_address(containers: &[ContainerInfo]) -> String {
+    let holder = containers
+        .iter()
+        .find(|c| !c.label(labels::POD_IP).is_empty() && c.is_running())
+        .expect("a running container holds the pod's address");
+    let address = holder.label(labels::POD_IP).to_string();
+    assert!(address.starts_with("10.42.0."), "{address} in the node's range");
+    assert_eq!(holder.ip.as_deref(), Some(address.as_str()), "created with it");
+    address
 }
 
 fn creates(runtime: &FakeRuntime) -> usize {
@@ -110,36 +147,49 @@ fn creates(runtime: &FakeRuntime) -> usize {
 }
 
 #[tokio::test]
-async fn a_pod_gets_its_sandbox_and_containers_with_its_labels() {
-    let runtime = Arc::new(FakeRuntime::default());
-    runtime.add_image(IMAGE);
-    let token = CancellationToken::new();
-    let (done, _finished) = mpsc::unbounded_channel();
-    let _worker = spawn(
-        context(runtime.clone(), &token),
-        "u1".into(),
-        Desired::Present(pod("u1", "Always")),
-        done,
-        token.clone(),
-    );
-    let containers = until(&runtime, "the sandbox and the app to run", |c| {
-        sandbox_running(c) && running_app(c, "0").is_some()
-    })
-    .await;
-    let app = running_app(&containers, "0").unwrap();
-    assert_eq!(app.label(labels::POD_UID), "u1");
-    assert_eq!(app.label(labels::POD_NAME), "pod-u1");
-    assert_eq!(app.label(labels::NODE), "node-a");
-    assert_eq!(containers.len(), 2, "{containers:#?}");
-    assert!(
-        !runtime.calls().iter().any(|c| c.starts_with("pull ")),
-        "a present image is not pulled"
-    );
-    token.cancel();
+async fn a_pod_gets_its_network_and_containers_with_its_labels() {
+    for shape in SHAPES {
+        let runtime = Arc::new(FakeRuntime::default());
+        runtime.add_image(IMAGE);
+        let token = CancellationToken::new();
+        let (done, _finished) = mpsc::unbounded_channel();
+        let _worker = spawn(
+            context(runtime.clone(), &token),
+            "u1".into(),
+            Desired::Present(shaped_pod("u1", "Always", shape)),
+            done,
+            token.clone(),
+        );
+        // One container for a pod of one; a sandbox and two for the other.
+        let expected = match shape {
+            Shape::Single => 1,
+            Shape::Sandbox => 3,
+        };
+        let containers = until(&runtime, "the network and the containers to run", |c| {
+            network_up(c, shape) && c.len() == expected && c.iter().all(ContainerInfo::is_running)
+        })
+        .await;
+        let app = running_app(&containers, "0").unwrap();
+        assert_eq!(app.label(labels::POD_UID), "u1");
+        assert_eq!(app.label(labels::POD_NAME), "pod-u1");
+        assert_eq!(app.label(labels::NODE), "node-a");
+        pod_address(&containers);
+        assert!(
+            !runtime.calls().iter().any(|c| c.starts_with("pull ")),
+            "a present image is not pulled"
+        );
+        token.cancel();
+    }
 }
 
 #[tokio::test]
-async fn a_crashed_container_is_restarted_after_its_back_off() {
+async fn a_crashed_container_is_restarted_after_its_back_off_and_the_pod_keeps_its_address() {
+    for shape in SHAPES {
+        crash_and_restart(shape).await;
+    }
+}
+
+async fn crash_and_restart(shape: Shape) {
     let runtime = Arc::new(FakeRuntime::default());
     runtime.add_image(IMAGE);
     let token = CancellationToken::new();
@@ -147,16 +197,18 @@ async fn a_crashed_container_is_restarted_after_its_back_off() {
     let worker = spawn(
         context(runtime.clone(), &token),
         "u2".into(),
-        Desired::Present(pod("u2", "Always")),
+        Desired::Present(shaped_pod("u2", "Always", shape)),
         done,
         token.clone(),
     );
     let first = until(&runtime, "the app to run", |c| running_app(c, "0").is_some()).await;
+    let address = pod_address(&first);
     let first = running_app(&first, "0").unwrap();
     runtime.exit_container(&first.id, 1);
     let crashed = Instant::now();
     worker.poke();
-    until(&runtime, "the app to run again", |c| running_app(c, "1").is_some()).await;
+    let again = until(&runtime, "the app to run again", |c| running_app(c, "1").is_some()).await;
+    assert_eq!(pod_address(&again), address, "{shape:?}: the same address");
     assert!(
         crashed.elapsed() >= BACKOFF,
         "restarted after {:?}, before its back-off of {BACKOFF:?}",
@@ -167,12 +219,18 @@ async fn a_crashed_container_is_restarted_after_its_back_off() {
         !containers.iter().any(|c| c.id == first.id && c.is_running()),
         "{containers:#?}"
     );
-    assert!(sandbox_running(&containers), "the sandbox stays");
+    assert!(network_up(&containers, shape), "{shape:?}: the sandbox, if any, stays");
     token.cancel();
 }
 
 #[tokio::test]
 async fn a_new_agent_adopts_the_running_containers_of_the_last_one() {
+    for shape in SHAPES {
+        adopt(shape).await;
+    }
+}
+
+async fn adopt(shape: Shape) {
     let runtime = Arc::new(FakeRuntime::default());
     runtime.add_image(IMAGE);
     let first_agent = CancellationToken::new();
@@ -180,12 +238,12 @@ async fn a_new_agent_adopts_the_running_containers_of_the_last_one() {
     let _worker = spawn(
         context(runtime.clone(), &first_agent),
         "u3".into(),
-        Desired::Present(pod("u3", "Always")),
+        Desired::Present(shaped_pod("u3", "Always", shape)),
         done,
         first_agent.clone(),
     );
     let before = until(&runtime, "the pod to run", |c| {
-        sandbox_running(c) && running_app(c, "0").is_some()
+        network_up(c, shape) && c.len() == containers_of(shape).len() + usize::from(shape == Shape::Sandbox)
     })
     .await;
     // The agent stops (its pods keep running) and a new one starts.
@@ -193,10 +251,11 @@ async fn a_new_agent_adopts_the_running_containers_of_the_last_one() {
     let created = creates(&runtime);
     let second_agent = CancellationToken::new();
     let (done, _finished) = mpsc::unbounded_channel();
+    let second = context(runtime.clone(), &second_agent);
     let worker = spawn(
-        context(runtime.clone(), &second_agent),
+        second.clone(),
         "u3".into(),
-        Desired::Present(pod("u3", "Always")),
+        Desired::Present(shaped_pod("u3", "Always", shape)),
         done,
         second_agent.clone(),
     );
@@ -221,26 +280,47 @@ async fn a_new_agent_adopts_the_running_containers_of_the_last_one() {
     ids.sort();
     before.sort();
     assert_eq!(ids, before, "the same containers, still there");
+    let held = pod_address(&runtime.containers());
+    let other = second
+        .addresses
+        .assign(
+            &*runtime,
+            "node-a",
+            "",
+            "10.42.0.0/24".parse().expect("a range"),
+            "another-pod",
+        )
+        .await
+        .expect("an address");
+    assert_ne!(other.to_string(), held, "the adopted pod's address is not given again");
     second_agent.cancel();
 }
 
 #[tokio::test]
-async fn a_deleted_pod_is_stopped_and_its_containers_removed() {
+async fn a_deleted_pod_is_stopped_its_containers_removed_and_its_address_freed() {
+    for shape in SHAPES {
+        delete(shape).await;
+    }
+}
+
+async fn delete(shape: Shape) {
     let runtime = Arc::new(FakeRuntime::default());
     runtime.add_image(IMAGE);
     let token = CancellationToken::new();
     let (done, mut finished) = mpsc::unbounded_channel();
+    let shared = context(runtime.clone(), &token);
     let worker = spawn(
-        context(runtime.clone(), &token),
+        shared.clone(),
         "u4".into(),
-        Desired::Present(pod("u4", "Always")),
+        Desired::Present(shaped_pod("u4", "Always", shape)),
         done,
         token.clone(),
     );
-    until(&runtime, "the pod to run", |c| {
-        sandbox_running(c) && running_app(c, "0").is_some()
+    let running = until(&runtime, "the pod to run", |c| {
+        network_up(c, shape) && running_app(c, "0").is_some() && c.iter().all(ContainerInfo::is_running)
     })
     .await;
+    assert!(shared.addresses.of("u4").await.is_some());
     // The pod object is gone, with a grace period of 1 s.
     worker.update(Desired::Gone { grace: Some(1) });
     let uid = tokio::time::timeout(Duration::from_secs(10), finished.recv())
@@ -252,9 +332,10 @@ async fn a_deleted_pod_is_stopped_and_its_containers_removed() {
     let calls = runtime.calls();
     let stops = calls.iter().filter(|c| c.starts_with("stop ")).count();
     assert!(
-        stops >= 2,
-        "the app and the sandbox are stopped before removal: {calls:#?}"
+        stops >= running.len(),
+        "{shape:?}: every container is stopped before removal: {calls:#?}"
     );
+    assert_eq!(shared.addresses.of("u4").await, None, "{shape:?}: its address is free");
     token.cancel();
 }
 

@@ -115,7 +115,7 @@ pub async fn run(args: DeployArgs) -> Result<()> {
         args.replicas,
         ms(floors[0])
     );
-    let pods_floor = pod_floor(&docker, args.replicas, &run, &cluster.network(AGENT)).await?;
+    let pods_floor = pod_floor(&docker, args.replicas, &run).await?;
     println!(
         "engine floor for pods: {} sandboxes + containers at once in {}",
         args.replicas,

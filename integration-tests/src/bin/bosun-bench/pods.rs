@@ -50,11 +50,20 @@ pub(crate) async fn floor(docker: &bollard::Docker, n: usize, run: &str) -> Resu
     Ok(took)
 }
 
-/// The engine's floor for pods as Bosun makes them: for each, a sandbox
-/// (the pause image, on a bridge network) and a container in its network
-/// namespace, all pods at once.
-pub(crate) async fn pod_floor(docker: &bollard::Docker, n: usize, run: &str, network: &str) -> Result<Duration> {
+/// The engine's floor for pods of several containers as Bosun makes them:
+/// for each, a sandbox (the pause image, on a bridge network of the bench's
+/// own) and a container in its network namespace, all pods at once.
+pub(crate) async fn pod_floor(docker: &bollard::Docker, n: usize, run: &str) -> Result<Duration> {
     use bosun_node_agent::runtime::SANDBOX_IMAGE;
+    let network = format!("bosun-bench-floor-{run}");
+    let request = bollard::models::NetworkCreateRequest {
+        name: network.clone(),
+        driver: Some("bridge".into()),
+        labels: Some(HashMap::from([(TEST_LABEL.to_string(), run.to_string())])),
+        ..Default::default()
+    };
+    docker.create_network(request).await.context("the floor's network")?;
+    let network = network.as_str();
     let started = Instant::now();
     let starts = (0..n).map(|i| async move {
         let labels = Some(HashMap::from([(TEST_LABEL.to_string(), run.to_string())]));
@@ -90,15 +99,21 @@ pub(crate) async fn pod_floor(docker: &bollard::Docker, n: usize, run: &str, net
         docker.start_container(&app_id, None).await?;
         Ok::<_, bollard::errors::Error>([sandbox_id, app_id])
     });
-    let ids: Vec<[String; 2]> = join_all(starts).await.into_iter().collect::<Result<_, _>>()?;
+    let ids: Vec<Result<[String; 2], _>> = join_all(starts).await;
     let took = started.elapsed();
     let remove = RemoveContainerOptionsBuilder::default().force(true).build();
     join_all(
         ids.iter()
             .flatten()
+            .flatten()
             .map(|id| docker.remove_container(id, Some(remove.clone()))),
     )
     .await;
+    let removed = docker.remove_network(network).await;
+    for id in ids {
+        id?;
+    }
+    removed.context("removing the floor's network")?;
     Ok(took)
 }
 
@@ -229,7 +244,7 @@ pub async fn run(args: PodsArgs) -> Result<()> {
         args.pods,
         ms(floor_after)
     );
-    let pods_floor = pod_floor(&docker, args.pods, &cluster.run, &cluster.network("bench-node")).await?;
+    let pods_floor = pod_floor(&docker, args.pods, &cluster.run).await?;
     println!(
         "engine floor for pods: {} sandboxes and {} containers in their namespaces, at once, in {}",
         args.pods,
