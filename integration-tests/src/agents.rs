@@ -207,7 +207,10 @@ impl AgentProcess {
 /// A /16 of 10.64.0.0-10.250.255.255 held by one test for its pod
 /// ranges, so the networks of tests running side by side on one engine
 /// never overlap: a [`Claim`] of its second octet, whose claim of a
-/// process that is gone is taken over. Released when dropped.
+/// process that is gone is taken over, skipping a range a network of the
+/// engine still holds (one left behind: the engine has been seen to keep
+/// a network with no container, "active endpoints"). Released when
+/// dropped.
 pub struct PodRanges {
     _claim: Claim,
     /// The range, for `--cluster-cidr`.
@@ -222,7 +225,12 @@ impl PodRanges {
     /// When every range is held by a live process.
     pub fn claim() -> Result<PodRanges> {
         let dir = std::env::temp_dir().join("bosun-test-pod-ranges");
-        let claim = Claim::first_free(&dir, 64..=250)?
+        let held = engine_subnets();
+        let free = (64..=250u32).filter(|second| {
+            let range = Cidr::new(std::net::Ipv4Addr::new(10, *second as u8, 0, 0), 16);
+            !held.iter().any(|subnet| subnet.overlaps(&range))
+        });
+        let claim = Claim::first_free(&dir, free)?
             .context("every test pod range (10.64.0.0/16 to 10.250.0.0/16) is held by a running test")?;
         let second = u8::try_from(claim.slot()).context("a pod range slot")?;
         let cidr = Cidr::new(std::net::Ipv4Addr::new(10, second, 0, 0), 16);
@@ -592,6 +600,34 @@ impl Drop for TestCluster {
             let _ = Command::new("docker").args(["network", "rm"]).args(&networks).output();
         }
     }
+}
+
+/// The IPv4 subnets of the engine's networks.
+fn engine_subnets() -> Vec<Cidr> {
+    let ids = Command::new("docker")
+        .args(["network", "ls", "-q"])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_else(|_| Vec::<String>::new());
+    if ids.is_empty() {
+        return Vec::new();
+    }
+    Command::new("docker")
+        .args(["network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}} {{end}}"])
+        .args(&ids)
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .filter_map(|s| s.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The ids `docker LIST...` (`ps -aq`, `network ls -q`) prints for what
