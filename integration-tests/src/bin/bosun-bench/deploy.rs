@@ -4,8 +4,11 @@
 //!
 //! 1. **Deploy**: a Deployment of N replicas on one agent, from just
 //!    before the create until a watcher sees all N pods Ready; against N
-//!    containers (and N pod-shaped sandbox + container pairs) started at
-//!    once through the Docker API, and a Swarm service of N replicas.
+//!    containers started at once through the Docker API (on the engine's
+//!    default bridge; at fixed addresses on a network of explicit subnet,
+//!    as the agent starts pods of one container; and as N sandbox +
+//!    container pairs, as it starts pods of several), and a Swarm service
+//!    of N replicas.
 //! 2. **Rolling update**: a Deployment of M Ready replicas gets a new env
 //!    var (RollingUpdate, maxSurge 0, maxUnavailable 5); timed until all M
 //!    new pods are Ready and no old pod is left; against `docker service
@@ -29,7 +32,7 @@ use bosun_proto::client::{Api, Client, DeleteParams, PostParams};
 use bosun_proto::codec::decode_objects;
 
 use crate::pod_watch::{list_pods, node, ready, terminating, version, PodWatch};
-use crate::pods::{floor, pod_floor, COMMAND};
+use crate::pods::{addressed_floor, floor, pod_floor, COMMAND};
 use crate::swarm::Swarm;
 use crate::{ms, percentile};
 
@@ -64,6 +67,9 @@ struct Figures {
     replicas: usize,
     rolling_replicas: usize,
     floor: Vec<Duration>,
+    /// Containers at fixed addresses on a network of explicit subnet, as
+    /// the agent starts pods of one container.
+    addressed_floor: Duration,
     pod_floor: Duration,
     deploy: Result<Duration>,
     rolling: Result<Rolling>,
@@ -115,6 +121,18 @@ pub async fn run(args: DeployArgs) -> Result<()> {
         args.replicas,
         ms(floors[0])
     );
+    // A /24 of this run's own pod range that no node is given.
+    let subnet: bosun_proto::net::Cidr = cluster
+        .pod_ranges
+        .block(200)
+        .parse()
+        .context("the addressed floor's subnet")?;
+    let addressed = addressed_floor(&docker, args.replicas, &run, subnet).await?;
+    println!(
+        "engine floor at fixed addresses: {} containers at once on a network of subnet {subnet} in {}",
+        args.replicas,
+        ms(addressed)
+    );
     let pods_floor = pod_floor(&docker, args.replicas, &run).await?;
     println!(
         "engine floor for pods: {} sandboxes + containers at once in {}",
@@ -149,6 +167,7 @@ pub async fn run(args: DeployArgs) -> Result<()> {
         replicas: args.replicas,
         rolling_replicas: args.rolling_replicas,
         floor: floors,
+        addressed_floor: addressed,
         pod_floor: pods_floor,
         deploy,
         rolling,
@@ -489,17 +508,19 @@ fn print_table(f: &Figures) {
     println!("|---|---|---|---|---|---|");
     let pods_floor = secs(f.pod_floor);
     let floor_cell = format!(
-        "{} containers: {}; {pods_floor} as pods",
+        "{} containers: {}; {} at fixed addresses; {pods_floor} as pods",
         f.replicas,
-        floors.join(" / ")
+        floors.join(" / "),
+        secs(f.addressed_floor)
     );
     match &f.deploy {
         Ok(d) => println!(
-            "| deploy {} replicas on one node | {} | {floor_cell} | {} | {} ({} as pods) | {} |",
+            "| deploy {} replicas on one node | {} | {floor_cell} | {} | {} ({} at fixed addresses, {} as pods) | {} |",
             f.replicas,
             secs(*d),
             swarm_cell(&swarm_deploy),
             ratio(*d, floor),
+            ratio(*d, f.addressed_floor),
             ratio(*d, f.pod_floor),
             versus_swarm(*d, &swarm_deploy)
         ),
